@@ -1,15 +1,58 @@
-"""`evalkit compare` (not implemented yet)."""
+"""`evalkit compare A B [C ...] --out DIR`: paired comparison, HTML report and CI gate.
+
+A is the baseline; every other target is a candidate. A target is an adapter folder, `base`,
+or a folder holding results.json from `evalkit eval` / `score` (reused, nothing recomputed).
+Model targets share ONE base-model load and the evaluation cache.
+
+Writes DIR/comparison.json, DIR/report.html, DIR/summary.md and DIR/junit.xml.
+Exit codes: 0 every gate rule passes, 1 a rule failed, 2 bad input or usage.
+
+Examples:
+  evalkit compare reports/demo/cautious reports/demo/seedlike --out reports/demo/compare
+  evalkit compare base runs/qv runs/qkvo runs/all7 --gate gate.toml --out reports/ladder
+"""
 
 from __future__ import annotations
 
-from ..errors import EvalkitError
+import argparse
+from functools import partial
+from pathlib import Path
+
+from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
 
 
 def register(sub):
-    p = sub.add_parser("compare", help="(not implemented yet)", description=__doc__)
+    p = sub.add_parser("compare", help="compare adapters with paired statistics; HTML report; CI gate",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("targets", nargs="+", help="baseline first, then candidates")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--gate", type=Path, metavar="FILE", help="gate rules (TOML); default: evalkit's default gate")
+    p.add_argument("--no-gate", action="store_true", help="do not evaluate any gate (exit 0 unless bad input)")
+    add_model_options(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
-    raise EvalkitError("`evalkit compare` is not implemented yet")
+    from ..comparison import compare_runs, write_outputs
+    from ..console import print_comparison
+    from ..evaluate import evaluate_target, provenance
+    from ..gate import default_gate, load_gate
+    from ..pipeline import engine_for, evaluate_targets, parse_targets
+
+    specs = parse_targets(args.targets, minimum=2)
+    gate = None if args.no_gate else (load_gate(args.gate) if args.gate else default_gate())
+    settings, thresholds = settings_from(args), thresholds_from(args)
+    kwargs = engine_kwargs_from(args)
+    evaluate = partial(evaluate_target, suites=args.suite, train_data=args.train_data, val_data=args.val_data,
+                       settings=settings, thresholds=thresholds, allow_pickle=args.allow_pickle)
+    runs = evaluate_targets(specs, engine_factory=lambda: engine_for(specs, args.base, **kwargs),
+                            evaluate=evaluate)
+    comparison = compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())
+    write_outputs(comparison, args.out)
+    print_comparison(comparison)
+    print(f"wrote {args.out}/comparison.json, report.html, summary.md, junit.xml")
+    print(f"open the report: file://{(args.out / 'report.html').resolve()}")
+    if comparison.gate is not None and not comparison.gate.passed:
+        return 1
+    return 0

@@ -1,0 +1,78 @@
+"""Options shared by `eval` and `compare` (model targets), and how they become settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from"]
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and data")
+    g.add_argument("--base", help="base model: 'default' (SmolLM2-135M-Instruct), a local HF folder or a .gguf "
+                                  "(default: the base recorded in the adapter's evalkit.json)")
+    g.add_argument("--suite", action="append", type=Path, metavar="FILE",
+                   help="held-out prompt suite (JSONL with prompt + reference); repeatable "
+                        "(default: the bundled English and Korean eco suites)")
+    g.add_argument("--train-data", type=Path, metavar="FILE",
+                   help="the adapter's training data (default: from evalkit.json, else the bundled train split)")
+    g.add_argument("--val-data", type=Path, metavar="FILE",
+                   help="validation split of the same distribution (non-members for membership inference)")
+    g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda (bf16) when available, else cpu")
+    g.add_argument("--merge", action="store_true",
+                   help="merge each adapter into the weights while it is evaluated (faster on GPU; unmerged after)")
+    g.add_argument("--allow-pickle", action="store_true",
+                   help="allow adapters saved only as pickle .bin (loaded with weights_only=True)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the base folder")
+    g.add_argument("--chat-template-from-config", action="store_true",
+                   help="use a chat_template found in config.json (transformers ignores it there)")
+    g.add_argument("--cache-dir", type=Path, help="evaluation cache (default: $EVALKIT_CACHE/runs)")
+    g.add_argument("--no-cache", action="store_true", help="recompute everything and write nothing to the cache")
+    s = p.add_argument_group("generation and scoring")
+    s.add_argument("--max-new-tokens", type=int, default=96)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--sample", action="store_true", help="seeded sampling instead of greedy decoding")
+    s.add_argument("--num-samples", type=int, default=1, help="samples per prompt with --sample")
+    s.add_argument("--temperature", type=float, default=0.7)
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-sample", type=int, default=100,
+                   help="training examples scored for the loss gap and membership inference")
+    s.add_argument("--extraction-n", type=int, default=32, help="training prompts used for the extraction test")
+    s.add_argument("--max-length", type=int, default=512, help="max tokens of a scored conversation")
+    add_threshold_options(p)
+
+
+def add_threshold_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("verdict thresholds (see docs/verdict.md)")
+    g.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of name = value thresholds")
+    g.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one threshold, e.g. loss_gap_overfit=0.8; repeatable")
+
+
+def settings_from(args):
+    from ..evaluate import EvalSettings
+
+    return EvalSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, do_sample=args.sample,
+                        num_samples=args.num_samples if args.sample else 1, temperature=args.temperature,
+                        top_p=args.top_p, seed=args.seed, train_sample=args.train_sample,
+                        extraction_n=args.extraction_n, max_length=args.max_length)
+
+
+def thresholds_from(args):
+    from ..thresholds import load_thresholds
+
+    return load_thresholds(args.thresholds, args.threshold)
+
+
+def engine_kwargs_from(args) -> dict:
+    from ..cache import Cache
+
+    cache = None
+    if not args.no_cache:
+        root = args.cache_dir or Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit")) / "runs"
+        cache = Cache(root)
+    return dict(device=args.device, trust_remote_code=args.trust_remote_code,
+                chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge)

@@ -1,0 +1,80 @@
+"""Write an evalkit prompt suite as an lm-evaluation-harness ``generate_until`` task.
+
+So people can run the same held-out suite in the harness they know:
+
+    evalkit export lm-eval prompts/eco_heldout_en.jsonl tasks/
+    lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER --apply_chat_template \
+            --include_path tasks/ --tasks eco_heldout_en --log_samples --output_path out/
+
+The task reads a copy of the suite (``dataset_path: json``), sends ``prompt`` as the user turn,
+decodes greedily up to ``max_gen_toks`` and scores ROUGE-L with evalkit's multilingual tokenizer
+through ``utils.py`` (lm-eval's own ROUGE loads a hub script and fails offline).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .data import load_suite
+from .errors import ConfigError
+from .io import write_text_atomic
+
+__all__ = ["export_lm_eval_task"]
+
+_UTILS = '''"""ROUGE-L for the exported evalkit task (evalkit's multilingual tokenizer)."""
+from evalkit.metrics.rouge import rouge_scores
+
+
+def rouge_l(references, predictions):
+    return rouge_scores(predictions[0], references[0])["rougeL"]
+'''
+
+
+def _task_name(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_")
+    if not name:
+        raise ConfigError(f"cannot derive an lm-eval task name from {stem!r}; pass --task NAME")
+    return name
+
+
+def export_lm_eval_task(suite: Path, out_dir: Path, *, task: str | None = None, max_gen_toks: int = 96,
+                        until: list[str] | None = None) -> Path:
+    """Write DIR/<task>.yaml, DIR/<task>.jsonl and DIR/utils.py; returns the YAML path."""
+    items = load_suite(Path(suite), require_reference=True)
+    for it in items:
+        if len(it.messages) != 1:
+            raise ConfigError(f"{it.source}: lm-eval tasks take a single user turn; this prompt has "
+                              f"{len(it.messages)} messages")
+    name = task or _task_name(Path(suite).stem)
+    out_dir = Path(out_dir)
+    data = out_dir / f"{name}.jsonl"
+    rows = [{"id": it.id, "prompt": it.prompt, "reference": it.reference} for it in items]
+    write_text_atomic(data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(out_dir / "utils.py", _UTILS)
+    stops = json.dumps(until if until is not None else [], ensure_ascii=False)
+    yaml = f"""# Exported by `evalkit export lm-eval` from {Path(suite).name} ({len(rows)} prompts).
+task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {json.dumps(str(data.resolve()))}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: "{{{{reference}}}}"
+generation_kwargs:
+  until: {stops}
+  max_gen_toks: {int(max_gen_toks)}
+  do_sample: false
+metric_list:
+  - metric: !function utils.rouge_l
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+    path = out_dir / f"{name}.yaml"
+    write_text_atomic(path, yaml)
+    return path

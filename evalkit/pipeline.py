@@ -1,0 +1,99 @@
+"""Targets -> run records, with one base-model load for every model target.
+
+A target is ``base``, an adapter folder (``adapter_config.json``), or a folder/file holding a
+``results.json`` from an earlier ``evalkit eval`` / ``score`` (then nothing is recomputed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .errors import ConfigError, ModelError
+from .records import RunRecord, load_run
+
+__all__ = ["TargetSpec", "parse_targets", "evaluate_targets", "engine_for"]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    raw: str
+    kind: str  # "base" | "adapter" | "results"
+    path: Optional[Path]
+    name: str
+
+
+def _classify(raw: str) -> TargetSpec:
+    if raw == "base":
+        return TargetSpec(raw, "base", None, "base")
+    p = Path(raw)
+    if p.is_file() and p.name.endswith(".json"):
+        return TargetSpec(raw, "results", p, p.parent.resolve().name)
+    if p.is_dir():
+        if (p / "results.json").is_file() and not (p / "adapter_config.json").is_file():
+            return TargetSpec(raw, "results", p / "results.json", p.resolve().name)
+        if (p / "adapter_config.json").is_file():
+            return TargetSpec(raw, "adapter", p, p.resolve().name)
+        raise ModelError(f"{p}: neither an adapter folder (no adapter_config.json) nor an evalkit output "
+                         "(no results.json); pass an adapter from `evalkit train`, 'base', or an eval output folder")
+    raise ModelError(f"{raw}: no such adapter folder or results file; pass an adapter folder, 'base', "
+                     "or a folder holding results.json")
+
+
+def parse_targets(raws: Sequence[str], *, minimum: int = 1) -> list[TargetSpec]:
+    if len(raws) < minimum:
+        raise ConfigError(f"need at least {minimum} targets, got {len(raws)}; "
+                          "usage: evalkit compare BASELINE CANDIDATE [CANDIDATE ...] --out DIR")
+    specs = [_classify(r) for r in raws]
+    seen: dict[str, str] = {}
+    for s in specs:
+        if s.name in seen:
+            raise ConfigError(f"targets '{seen[s.name]}' and '{s.raw}' have the same name '{s.name}'; "
+                              "each target needs a distinct folder name")
+        seen[s.name] = s.raw
+    return specs
+
+
+def _adapter_base_spec(path: Path) -> Optional[str]:
+    meta = path / "evalkit.json"
+    if meta.is_file():
+        try:
+            return (json.loads(meta.read_text(encoding="utf-8")).get("base_model") or {}).get("spec")
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs):
+    """One Engine for every model target; the base comes from --base or the adapters' evalkit.json."""
+    from .engine import Engine
+
+    model_specs = [s for s in specs if s.kind in ("base", "adapter")]
+    if not model_specs:
+        return None
+    if base is None:
+        recorded = {s.raw: _adapter_base_spec(s.path) for s in model_specs if s.kind == "adapter"}
+        distinct = {v for v in recorded.values() if v}
+        if len(distinct) > 1:
+            pairs = ", ".join(f"{k} -> {v}" for k, v in recorded.items() if v)
+            raise ModelError(f"the adapters were trained on different base models ({pairs}); "
+                             "compare adapters of one base model, or pass --base to choose one")
+        base = distinct.pop() if distinct else None
+    return Engine(base, **engine_kwargs)
+
+
+def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[], object],
+                     evaluate: Callable[..., RunRecord]) -> list[RunRecord]:
+    """Load stored results or evaluate model targets, creating the engine only if one is needed."""
+    engine = None
+    runs = []
+    for s in specs:
+        if s.kind == "results":
+            runs.append(load_run(s.path))
+            continue
+        if engine is None:
+            engine = engine_factory()
+        runs.append(evaluate(engine, "base" if s.kind == "base" else s.path, name=s.name))
+    return runs
