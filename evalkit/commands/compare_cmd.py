@@ -15,7 +15,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from pathlib import Path
 
 from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
@@ -33,26 +32,23 @@ def register(sub):
     return p
 
 
-def run(args) -> int:
-    from ..comparison import compare_runs, write_outputs
+def report_comparison(comparison, out: Path) -> int:
     from ..console import print_comparison
-    from ..evaluate import evaluate_target, provenance
-    from ..gate import default_gate, load_gate
-    from ..pipeline import engine_for, evaluate_targets, parse_targets
 
-    specs = parse_targets(args.targets, minimum=2)
-    gate = None if args.no_gate else (load_gate(args.gate) if args.gate else default_gate())
-    settings, thresholds = settings_from(args), thresholds_from(args)
-    kwargs = engine_kwargs_from(args)
-    evaluate = partial(evaluate_target, suites=args.suite, train_data=args.train_data, val_data=args.val_data,
-                       settings=settings, thresholds=thresholds, allow_pickle=args.allow_pickle)
-    runs = evaluate_targets(specs, engine_factory=lambda: engine_for(specs, args.base, **kwargs),
-                            evaluate=evaluate)
-    comparison = compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())
-    write_outputs(comparison, args.out)
     print_comparison(comparison)
-    print(f"wrote {args.out}/comparison.json, report.html, summary.md, junit.xml")
-    print(f"open the report: file://{(args.out / 'report.html').resolve()}")
-    if comparison.gate is not None and not comparison.gate.passed:
-        return 1
-    return 0
+    print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
+    print(f"open the report: file://{(Path(out) / 'report.html').resolve()}")
+    return 1 if comparison.gate is not None and not comparison.gate.passed else 0
+
+
+def run(args) -> int:
+    from ..gate import default_gate, load_gate
+    from ..pipeline import compare_targets, parse_targets
+
+    parse_targets(args.targets, minimum=2)  # bad targets fail before anything is loaded
+    gate = None if args.no_gate else (load_gate(args.gate) if args.gate else default_gate())
+    comparison = compare_targets(args.targets, args.out, base=args.base, gate=gate, settings=settings_from(args),
+                                 thresholds=thresholds_from(args), engine_kwargs=engine_kwargs_from(args),
+                                 suites=args.suite, train_data=args.train_data, val_data=args.val_data,
+                                 allow_pickle=args.allow_pickle)
+    return report_comparison(comparison, args.out)
