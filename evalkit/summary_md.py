@@ -1,0 +1,110 @@
+"""summary.md: a short Markdown verdict of a comparison, for CI job summaries and PR comments.
+
+Gate line, each target's verdict with its top reasons, a key-metric table (value, delta vs the
+baseline with its 95% interval and p-value), and pointers to report.html. Names and messages come
+from user data, so Markdown/HTML-significant characters are backslash-escaped and newlines removed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from .metrics.registry import METRICS
+from .records import Comparison, Delta
+
+__all__ = ["to_summary_md", "md_escape", "KEY_METRICS"]
+
+KEY_METRICS = ("rougeL", "loss_gap", "mia_auc", "verbatim_rate", "near_verbatim_rate", "extraction_rate",
+               "novelty_4", "distinct_2")
+MAX_REASONS = 3  # per target in the verdict table
+MAX_FAILED_RULES = 10  # listed under the gate line
+
+# Backslash-escaped everywhere: emphasis, code, links/images ("[" blocks "](...)" and "!["), table
+# cells, strikethrough, GitHub math, entities. "<" only where it could open an HTML tag or an autolink
+# (followed by a letter, "/", "!" or "?"), so "<=" and "< 0.05" stay readable. Names never start a
+# line, so "#", "+", "-", ">" and "1." cannot become headings, lists or quotes.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$&])|<(?=[A-Za-z/!?])")
+
+
+def md_escape(text: object) -> str:
+    """One line, safe inside a Markdown table cell: newlines -> spaces, specials backslash-escaped."""
+    one_line = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), one_line)
+
+
+def _num(v: Optional[float], signed: bool = False) -> str:
+    if v is None:
+        return "–"
+    s = f"{v:+.3f}" if signed else f"{v:.3f}"
+    return s.replace("-", "−")
+
+
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def _cell(d: Optional[Delta], value: Optional[float]) -> str:
+    text = _num(value)
+    if d is None or d.delta is None:
+        return text
+    parts = [f"Δ {_num(d.delta, signed=True)}"]
+    if d.ci_low is not None and d.ci_high is not None:
+        parts.append(f"\\[{_num(d.ci_low, signed=True)}, {_num(d.ci_high, signed=True)}\\]")
+    if d.p_value is not None:
+        parts.append(_p(d.p_value))
+    if d.better is not None:
+        parts.append("better" if d.better else "worse")
+    return f"{text} ({', '.join(parts)})"
+
+
+def to_summary_md(comparison: Comparison, *, report: str = "report.html") -> str:
+    """The Markdown text (ends with a newline)."""
+    lines: list[str] = ["# evalkit comparison", ""]
+    base = comparison.baseline
+    gate = comparison.gate
+    if gate is None:
+        lines.append("**Gate: not evaluated** (no gate given)")
+    else:
+        failed = [r for r in gate.rules if not r.passed]
+        skipped = [r for r in gate.rules if r.passed and r.message.startswith("skipped:")]
+        status = "PASS" if gate.passed else "FAIL"
+        counts = f"{len(gate.rules) - len(failed)} of {len(gate.rules)} checks passed"
+        if skipped:
+            counts += f", {len(skipped)} skipped"
+        lines.append(f"**Gate: {status}** — {counts} (gate: {md_escape(gate.source or 'default')})")
+        for r in failed[:MAX_FAILED_RULES]:
+            lines.append(f"- ✗ {md_escape(r.rule)} — {md_escape(r.message)}")
+        if len(failed) > MAX_FAILED_RULES:
+            lines.append(f"- … and {len(failed) - MAX_FAILED_RULES} more (see junit.xml)")
+    lines += ["", "## Verdicts", "", "| target | role | level | top reasons |", "|---|---|---|---|"]
+    for name in comparison.targets:
+        run = comparison.runs[name]
+        level = run.verdict.level
+        level_md = f"**{level}**" if level != "ok" else level
+        order = {"overfit": 0, "warn": 1}
+        reasons = sorted(run.verdict.reasons, key=lambda r: order.get(r.level, 2))[:MAX_REASONS]
+        why = "; ".join(md_escape(r.message) for r in reasons) or "—"
+        role = "baseline" if name == base else "candidate"
+        lines.append(f"| {md_escape(name)} | {role} | {level_md} | {why} |")
+
+    present = [m for m in KEY_METRICS if any(m in comparison.runs[t].summary for t in comparison.targets)]
+    if present:
+        deltas = {(d.candidate, d.metric): d for d in comparison.deltas}
+        lines += ["", "## Key metrics", "",
+                  "Δ = candidate − baseline, paired per prompt where possible; \\[95% CI\\]; "
+                  "p from Wilcoxon (scores) or McNemar (flags).", ""]
+        header = ["metric"] + [f"{md_escape(t)}{' (baseline)' if t == base else ''}" for t in comparison.targets]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for m in present:
+            spec = METRICS.get(m)
+            arrow = "" if spec is None or spec.higher_is_better is None else (" ↑" if spec.higher_is_better else " ↓")
+            row = [f"{md_escape(m)}{arrow}"]
+            for t in comparison.targets:
+                value = comparison.runs[t].summary.get(m)
+                row.append(_cell(None if t == base else deltas.get((t, m)), value))
+            lines.append("| " + " | ".join(row) + " |")
+        lines += ["", "↑ higher is better, ↓ lower is better."]
+    lines += ["", f"Full report: [{md_escape(report)}]({report}) · data: comparison.json · CI: junit.xml", ""]
+    return "\n".join(lines)
