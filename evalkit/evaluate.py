@@ -244,6 +244,31 @@ def _canaries(engine, meta: Optional[dict], train_by_id: dict[str, Conversation]
     return summary
 
 
+def _mia_figures(membership: Sequence[MembershipExample], settings: EvalSettings):
+    """Summary values, intervals, ROC curves and notes of the membership-inference evaluation."""
+    from .memorization.mia import evaluate_scores
+
+    if not any(m.member for m in membership) or all(m.member for m in membership):
+        return {}, {}, {}, {"warnings": ["membership inference needs both training and validation examples"]}
+    mia = evaluate_scores(membership, n_boot=settings.n_boot, seed=settings.seed)
+    summary: dict[str, float] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    for name, ev in mia.scores.items():
+        summary[f"mia_auc_{name}"] = float(ev.auc)
+        intervals[f"mia_auc_{name}"] = tuple(ev.auc_ci)
+    if mia.mia_auc is not None:
+        summary["mia_auc"] = float(mia.mia_auc)
+        if mia.mia_auc_ci is not None:
+            intervals["mia_auc"] = tuple(mia.mia_auc_ci)
+    if mia.mia_tpr_at_1fpr is not None:
+        summary["mia_tpr_at_1fpr"] = float(mia.mia_tpr_at_1fpr)
+    roc = {name: {"fpr": list(ev.roc.fpr), "tpr": list(ev.roc.tpr), "auc": float(ev.auc)}
+           for name, ev in mia.scores.items()}
+    info = {"primary": mia.primary, "best_score": mia.best_score, "tpr_reliable": mia.tpr_reliable,
+            "n_member": mia.n_member, "n_nonmember": mia.n_nonmember, "warnings": list(mia.warnings)}
+    return summary, intervals, roc, info
+
+
 # ------------------------------------------------------------------ entry points
 
 
@@ -252,7 +277,6 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
                     allow_pickle: bool = False, name: Optional[str] = None) -> RunRecord:
     """Evaluate one target ("base" or an adapter folder) with an already-loaded engine."""
-    from .memorization.mia import evaluate_scores
     from .models import adapter_hash
 
     is_base = str(target) == "base"
@@ -309,12 +333,11 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     for s in text.samples)
 
     membership = _membership(tr, va)
-    mia = evaluate_scores(membership)
-    summary.update(mia.summary)
     intervals = dict(text.intervals)
-    intervals.update(mia.intervals)
     curves = dict(text.curves)
-    curves["roc"] = mia.roc
+    mia_summary, mia_intervals, curves["roc"], mia_info = _mia_figures(membership, settings)
+    summary.update(mia_summary)
+    intervals.update(mia_intervals)
 
     # 3. extraction: training prompts vs val prompts (control, same distribution)
     ext_n = settings.extraction_n
@@ -350,7 +373,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   "thresholds": th.to_dict(), "loss_gap": "val_loss - train_loss" if "val_loss" in summary
                   else "heldout_loss - train_loss",
                   "suites": sorted({p.suite for p in prompt_items}),
-                  "n_members": len(tr), "n_nonmembers": len(va)},
+                  "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info},
         provenance=provenance(),
     )
 

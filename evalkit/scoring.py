@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .memorization.near_copy import NEAR_VERBATIM_MAX_DISTANCE, NearCopyIndex
-from .memorization.span_index import VERBATIM_MIN_TOKENS, SpanIndex
+from .memorization.span_index import VERBATIM_MIN_TOKENS, SpanIndex, to_memorization
 from .metrics.defects import DEFECT_FLAGS, defect_flags
 from .metrics.diversity import distinct_n, mode_collapse
 from .metrics.novelty import NoveltyIndex
@@ -47,7 +47,11 @@ class TrainingAnswers:
     def __init__(self, answers: Sequence[tuple[str, str]]):
         self.answers = list(answers)
         self.text_by_id = dict(self.answers)
-        self.spans = SpanIndex.build(self.answers)
+        # Small training sets (fine-tuning data is usually < 100k answers) are indexed exactly for every
+        # span length, so `longest_span` is exact per sample; huge ones use the strided index, exact
+        # only from VERBATIM_MIN_TOKENS up (shorter spans then count as 0).
+        exact = len(self.answers) <= 100_000
+        self.spans = SpanIndex.build(self.answers, min_detectable=1 if exact else VERBATIM_MIN_TOKENS)
         self.near = NearCopyIndex.build(self.answers)
         self.novelty = NoveltyIndex([text for _, text in self.answers])
 
@@ -60,34 +64,21 @@ class TextScores:
     curves: dict
 
 
-def _memorization(pred: str, train: TrainingAnswers) -> tuple[Optional[Memorization], float, list[str]]:
-    """Longest copied span + nearest training answer; returns (memorization, longest span, flags)."""
+def _memorization(pred: str, match, nearest, train: TrainingAnswers) -> tuple[Optional[Memorization], list[str]]:
+    """The flags and the memorization record of one prediction, from its span match and nearest answer."""
     flags: list[str] = []
-    match = train.spans.longest_span(pred)
-    nearest = train.near.nearest(pred)
-    longest = float(match.n_tokens) if match else 0.0
-    if match and match.n_tokens >= VERBATIM_MIN_TOKENS:
+    if match is not None and match.n_tokens >= VERBATIM_MIN_TOKENS:
         flags.append("verbatim")
-    if nearest and nearest.distance <= NEAR_VERBATIM_MAX_DISTANCE:
+    if nearest is not None and nearest.distance <= NEAR_VERBATIM_MAX_DISTANCE:
         flags.append("near_verbatim")
     if not flags:
-        return None, longest, flags
-    if match is None:  # near copy without a long span (short answers): show the nearest answer
-        memo = Memorization(nearest.train_id, "", 0, 0, 0, train.text_by_id[nearest.train_id],
-                            nearest.train_id, train.text_by_id[nearest.train_id], nearest.distance)
-    else:
-        memo = Memorization(
-            train_id=match.train_id,
-            span=pred[match.pred_char_start:match.pred_char_end],
-            span_tokens=match.n_tokens,
-            pred_start=match.pred_char_start,
-            train_start=match.train_char_start,
-            train_answer=train.text_by_id[match.train_id],
-            nearest_id=nearest.train_id if nearest else None,
-            nearest_answer=train.text_by_id[nearest.train_id] if nearest else None,
-            edit_distance=nearest.distance if nearest else None,
-        )
-    return memo, longest, flags
+        return None, flags
+    near_id = nearest.train_id if nearest else None
+    near_text = train.text_by_id[near_id] if near_id else None
+    near_d = float(nearest.distance) if nearest else None
+    if match is None:  # a near copy without a long shared span (a short answer): show the nearest answer
+        return Memorization(near_id, "", 0, 0, 0, near_text, near_id, near_text, near_d), flags
+    return to_memorization(match, train.text_by_id[match.train_id], near_id, near_text, near_d), flags
 
 
 def _mean(values: Sequence[float]) -> Optional[float]:
@@ -100,16 +91,19 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
     """Score generations against references and (when given) the training answers."""
     samples: list[Sample] = []
     per_metric: dict[str, list[float]] = {}
-    for item in items:
+    preds = [it.prediction for it in items]
+    matches = train.spans.longest_spans(preds, min_tokens=1) if train is not None else [None] * len(items)
+    nearests = train.near.nearest_many(preds) if train is not None else [None] * len(items)
+    for item, match, nearest in zip(items, matches, nearests):
         metrics: dict[str, float] = {}
         if item.reference is not None:
             metrics.update(rouge_scores(item.prediction, item.reference))
         flags = list(defect_flags(item.prediction, hit_max_tokens=item.hit_max_tokens))
         memo = None
         if train is not None:
-            memo, longest, copy_flags = _memorization(item.prediction, train)
+            memo, copy_flags = _memorization(item.prediction, match, nearest, train)
             flags = copy_flags + flags
-            metrics["longest_span"] = longest
+            metrics["longest_span"] = float(match.n_tokens) if match is not None else 0.0
             for n, share in train.novelty.novelty(item.prediction).items():
                 if share is not None:
                     metrics[f"novelty_{n}"] = float(share)
@@ -128,12 +122,13 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
             summary[name] = float(np.mean(vals))
             intervals[name] = bootstrap_ci(vals, n_boot=n_boot, seed=seed)
     flag_names = list(DEFECT_FLAGS) + (["verbatim", "near_verbatim"] if train is not None else [])
+    if all(s.hit_max_tokens is None for s in samples):
+        flag_names.remove("truncated")  # predictions made elsewhere: whether they were cut is unknown
     for flag in flag_names:
         hits = [1.0 if flag in s.flags else 0.0 for s in samples]
         summary[f"{flag}_rate"] = float(np.mean(hits)) if n else 0.0
         if n and flag in ("verbatim", "near_verbatim"):
             intervals[f"{flag}_rate"] = bootstrap_ci(hits, n_boot=n_boot, seed=seed)
-    preds = [s.prediction for s in samples]
     summary["distinct_1"] = distinct_n(preds, 1)
     summary["distinct_2"] = distinct_n(preds, 2)
     summary["mode_collapse_rate"] = float(mode_collapse(preds, ids=[s.id for s in samples]).rate)

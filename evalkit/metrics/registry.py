@@ -30,7 +30,7 @@ class MetricSpec:
     description: str
     paired: Optional[str] = None
     needs_model: bool = False  # absent from `evalkit score` results
-    aggregation: str = "mean"  # how per-sample values become the summary value
+    aggregation: str = "mean"  # how per-sample values become the summary value ("pooled": over all n-grams)
     unit: str = ""
 
 
@@ -44,9 +44,10 @@ def _specs() -> list[MetricSpec]:
     # --- novelty / diversity (novelty.py, diversity.py)
     for n in NOVELTY_NS:
         add(MetricSpec(f"novelty_{n}", True, f"share of generated {n}-grams found in no training answer",
-                       paired=f"sample:novelty_{n}"))
+                       paired=f"sample:novelty_{n}", aggregation="pooled"))
         add(MetricSpec(f"reference_novelty_{n}", None,
-                       f"share of reference-answer {n}-grams found in no training answer (human baseline)"))
+                       f"share of reference-answer {n}-grams found in no training answer (human baseline)",
+                       aggregation="pooled"))
     add(MetricSpec("novelty_gap_4", None,
                    "novelty_4 minus reference_novelty_4: negative means the model copies more than people"))
     add(MetricSpec("distinct_1", True, "distinct unigrams / all unigrams over all outputs"))
