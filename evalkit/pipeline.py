@@ -60,7 +60,7 @@ def _adapter_base_spec(path: Path) -> Optional[str]:
     meta = path / "evalkit.json"
     if meta.is_file():
         try:
-            return (json.loads(meta.read_text(encoding="utf-8")).get("base_model") or {}).get("spec")
+            return (json.loads(meta.read_text(encoding="utf-8")).get("base") or {}).get("spec")
         except json.JSONDecodeError:
             return None
     return None

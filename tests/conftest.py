@@ -61,7 +61,10 @@ def _save_tiny_model(out: Path, arch: str) -> Path:
     common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                  tie_word_embeddings=False)
+                  tie_word_embeddings=False,
+                  # std 0.2 (not 0.02): a frozen random lm_head needs logits with some range, or no LoRA
+                  # can fit anything and "train to memorize" tests cannot work
+                  initializer_range=0.2)
     torch.manual_seed(0)
     if arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common))

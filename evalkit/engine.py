@@ -1,0 +1,294 @@
+"""One engine, many adapters: load the base model once, switch LoRA adapters, generate and score.
+
+    engine = Engine("default")                     # base model + tokenizer, loaded once
+    engine.use(Path("runs/r16"))                   # wrap with PEFT, or switch to an already loaded adapter
+    gens = engine.generate(items, max_new_tokens=128)
+    scored = engine.score(conversations, with_base=True)    # .target / .base TokenScores each
+    engine.use(None)                               # the plain base model (adapters disabled, not unloaded)
+
+Every result goes through the :class:`evalkit.cache.Cache`, keyed by base hash, adapter hash, settings
+and item, and is written batch by batch, so ``compare`` of N adapters re-run after a crash or with one
+more adapter computes only what is missing.
+
+``merge=True`` folds the active LoRA into the base weights for the duration of each call (PEFT
+``merge_adapter`` / ``unmerge_adapter``): faster per token on large models, same outputs within float
+tolerance. Because an unmerge in bf16 does not give back the base weights bit for bit (rounding), the
+engine keeps a CPU copy of the weights it merges into and restores them afterwards: the base model is
+never altered, whatever the number of merges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Union
+
+from .cache import Cache, cache_key, decode_array, encode_array
+from .errors import ModelError
+from .generate import Generation
+from .generate import generate as _generate
+from .loss import TokenScores
+from .loss import score_conversations as _score
+from .models import (BaseModelRef, adapter_base_hash, adapter_hash, check_adapter_dir, linear_module_names,
+                     load_model, load_tokenizer, read_adapter_meta, resolve_base)
+
+__all__ = ["Engine", "ScoredExample"]
+
+
+@dataclass(frozen=True)
+class ScoredExample:
+    """Scores of one conversation under the active target and (``with_base=True``) under the base model."""
+
+    target: TokenScores
+    base: Optional[TokenScores] = None
+
+
+def _messages(item: Any) -> list[dict]:
+    """Messages of a PromptItem / Conversation (``.messages``) or a plain list of {"role", "content"}."""
+    msgs = getattr(item, "messages", item)
+    return [{"role": m["role"], "content": m["content"]} for m in msgs]
+
+
+def _gen_to_json(gens: list[Generation]) -> list[dict]:
+    return [{"text": g.text, "n_tokens": g.n_tokens, "hit_max_tokens": g.hit_max_tokens} for g in gens]
+
+
+def _gen_from_json(rows: list[dict]) -> list[Generation]:
+    return [Generation(text=r["text"], n_tokens=int(r["n_tokens"]), hit_max_tokens=bool(r["hit_max_tokens"]))
+            for r in rows]
+
+
+def _scores_to_json(s: TokenScores) -> dict:
+    return {"nll": None if s.nll != s.nll else s.nll, "n_tokens": s.n_tokens, "logprobs": encode_array(s.logprobs),
+            "mu": encode_array(s.mu), "sigma": encode_array(s.sigma)}
+
+
+def _scores_from_json(d: dict) -> TokenScores:
+    return TokenScores(nll=float("nan") if d["nll"] is None else float(d["nll"]), n_tokens=int(d["n_tokens"]),
+                       logprobs=decode_array(d["logprobs"]), mu=decode_array(d["mu"]), sigma=decode_array(d["sigma"]))
+
+
+class Engine:
+    """A base model and tokenizer loaded once, with LoRA adapters switched in and out.
+
+    ``cache``: a :class:`Cache` (None: the default ``$EVALKIT_CACHE/runs``; False: no caching).
+    """
+
+    def __init__(self, base: Union[str, BaseModelRef, None] = None, *, device=None, dtype=None,
+                 trust_remote_code: bool = False, chat_template_from_config: bool = False,
+                 cache: Union[Cache, None, bool] = None, merge: bool = False, allow_pickle: bool = False):
+        self.base_ref = base if isinstance(base, BaseModelRef) else resolve_base(base, allow_pickle=allow_pickle)
+        self.tokenizer = load_tokenizer(self.base_ref, chat_template_from_config=chat_template_from_config,
+                                        trust_remote_code=trust_remote_code)
+        self.template = self.tokenizer.evalkit_template
+        self.model = load_model(self.base_ref, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        self.device = next(self.model.parameters()).device
+        self.dtype = next(self.model.parameters()).dtype
+        self.cache: Optional[Cache] = None if cache is False else (Cache() if cache in (None, True) else cache)
+        self.merge = merge
+        self.active_adapter_hash: Optional[str] = None  # None: the base model
+        self.active_adapter_name: str = "base"
+        self._adapters: dict[str, str] = {}  # adapter hash -> PEFT adapter name
+        self._base_modules = linear_module_names(self.model)
+
+    # ------------------------------------------------------------ adapters
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.template.warnings
+
+    def linear_module_names(self) -> list[str]:
+        return list(self._base_modules)
+
+    def use(self, adapter_dir: Optional[Path], *, allow_pickle: bool = False) -> str:
+        """Make ``adapter_dir`` (None: the base model) the active target; returns its adapter name."""
+        if adapter_dir is None:
+            self.active_adapter_hash, self.active_adapter_name = None, "base"
+            return "base"
+        adapter_dir = Path(adapter_dir)
+        weights = check_adapter_dir(adapter_dir, allow_pickle=allow_pickle)
+        h = adapter_hash(adapter_dir)
+        meta_hash, meta_ident = adapter_base_hash(read_adapter_meta(adapter_dir))
+        if meta_hash and meta_hash != self.base_ref.content_hash:
+            raise ModelError(
+                f"adapter {adapter_dir} was trained on base model {meta_ident or '?'} (hash {meta_hash[:12]}), but "
+                f"the engine's base is {self.base_ref.identity} (hash {self.base_ref.content_hash[:12]}); pass the "
+                "adapter's base with --base")
+        if h not in self._adapters:
+            name = f"a_{h[:12]}"
+            self._load_adapter(adapter_dir, weights, name)
+            self._adapters[h] = name
+        name = self._adapters[h]
+        self.model.set_adapter(name)
+        self.active_adapter_hash, self.active_adapter_name = h, name
+        return name
+
+    def _load_adapter(self, adapter_dir: Path, weights: Path, name: str) -> None:
+        self._check_weights(adapter_dir, weights)
+        self._check_targets(adapter_dir)
+        try:
+            if not self._adapters:
+                from peft import PeftModel
+
+                self.model = PeftModel.from_pretrained(self.model, str(adapter_dir), adapter_name=name,
+                                                       is_trainable=False)
+            else:
+                self.model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+        except (ValueError, RuntimeError, KeyError, OSError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"adapter {adapter_dir}: cannot be loaded onto {self.base_ref.identity} "
+                             f"({type(e).__name__}: {msg[:300]}); was it trained on this base model?") from None
+        self.model.eval()
+
+    @staticmethod
+    def _check_weights(adapter_dir: Path, weights: Path) -> None:
+        if weights.suffix != ".safetensors":
+            return
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as f:
+                for k in f.keys():
+                    f.get_slice(k)
+        except Exception as e:
+            raise ModelError(f"adapter {adapter_dir}: {weights.name} is not a readable safetensors file "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); re-save or "
+                             "re-train the adapter") from None
+
+    def _check_targets(self, adapter_dir: Path) -> None:
+        try:
+            cfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{adapter_dir}/adapter_config.json: not valid JSON ({e})") from None
+        targets = cfg.get("target_modules")
+        if isinstance(targets, list):
+            # peft matches a target by suffix; 'all-linear' adapters store full module paths
+            missing = sorted(t for t in targets if t.rsplit(".", 1)[-1] not in set(self._base_modules))
+            if missing:
+                raise ModelError(f"adapter {adapter_dir}: targets module(s) {', '.join(missing)} that "
+                                 f"{self.base_ref.identity} does not have (it has: {', '.join(self._base_modules)}); "
+                                 "was it trained on another base model?")
+
+    @contextlib.contextmanager
+    def _active(self) -> Iterator[None]:
+        """The model as the active target for one call: adapters disabled for base, merged when merge=True."""
+        peft_model = bool(self._adapters)
+        if self.active_adapter_hash is None:
+            with (self.model.disable_adapter() if peft_model else contextlib.nullcontext()):
+                yield
+            return
+        self.model.set_adapter(self.active_adapter_name)
+        if self.merge:
+            saved = self._snapshot_lora_bases(self.active_adapter_name)
+            self.model.merge_adapter([self.active_adapter_name])
+            try:
+                yield
+            finally:
+                self.model.unmerge_adapter()
+                self._restore(saved)
+        else:
+            yield
+
+    def _snapshot_lora_bases(self, name: str) -> list:
+        """Copies (on the CPU) of the base weights that merging ``name`` changes.
+
+        ``unmerge_adapter`` subtracts the LoRA delta again, which in bf16 does not give back the original
+        weights bit for bit; restoring these copies does, so merge=True never alters the base model.
+        """
+        from peft.tuners.lora import LoraLayer
+
+        saved = []
+        for module in self.model.modules():
+            if isinstance(module, LoraLayer) and name in getattr(module, "lora_A", {}):
+                weight = module.get_base_layer().weight
+                saved.append((weight, weight.detach().to("cpu", copy=True)))
+        return saved
+
+    @staticmethod
+    def _restore(saved: list) -> None:
+        import torch
+
+        with torch.no_grad():
+            for weight, copy in saved:
+                weight.copy_(copy.to(weight.device))
+
+    # ------------------------------------------------------------ work
+
+    def _settings(self, **kw) -> dict:
+        return {**kw, "template": self.template.sha256, "runtime": f"{self.device.type}/{str(self.dtype)[6:]}"}
+
+    def _cached(self, kind: str, items: list[list[dict]], settings: dict, adapter: Optional[str],
+                compute, to_json, from_json) -> list:
+        keys = [cache_key(kind, self.base_ref.content_hash, adapter, settings, m) for m in items]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        out: list = [from_json(hits[k]) if k in hits else None for k in keys]
+        todo = [i for i, k in enumerate(keys) if k not in hits]
+        if not todo:
+            return out
+
+        def on_batch(idx: list[int], results: list) -> None:
+            for j, r in zip(idx, results):
+                out[todo[j]] = r
+            if self.cache is not None:
+                self.cache.put_many([(keys[todo[j]], to_json(r)) for j, r in zip(idx, results)])
+
+        compute([items[i] for i in todo], on_batch)
+        return out
+
+    def generate(self, items: Iterable[Any], *, max_new_tokens: int = 128, batch_size: int = 16,
+                 do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
+                 seed: int = 0, progress: bool = True) -> list[list[Generation]]:
+        """Answers of the active target to each item (PromptItem or messages); outer per item, inner per sample."""
+        prompts = [_messages(it) for it in items]
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "seed": seed} if do_sample \
+            else {"do_sample": False}
+        settings = self._settings(max_new_tokens=max_new_tokens, num_samples=num_samples, **sampling)
+
+        def compute(todo, on_batch):
+            with self._active():
+                _generate(self.model, self.tokenizer, todo, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          do_sample=do_sample, temperature=temperature, top_p=top_p, num_samples=num_samples,
+                          seed=seed, progress=progress, on_batch=on_batch)
+
+        return self._cached("gen", prompts, settings, self.active_adapter_hash, compute, _gen_to_json,
+                            _gen_from_json)
+
+    def score(self, conversations: Iterable[Any], *, with_base: bool = False, max_length: int = 512,
+              batch_size: int = 8, progress: bool = True) -> list[ScoredExample]:
+        """Teacher-forced assistant-token scores of each conversation under the active target.
+
+        One :class:`ScoredExample` per conversation: ``.target`` under the active target and, with
+        ``with_base=True``, ``.base`` under the base model (adapters disabled, nothing reloaded; cached under
+        the base alone, so it is computed once for all adapters).
+        """
+        convs = [_messages(c) for c in conversations]
+        settings = self._settings(max_length=max_length)
+
+        def run(adapter: Optional[str]) -> list[TokenScores]:
+            def compute(todo, on_batch):
+                with (self._active() if adapter is not None else self._base_only()):
+                    _score(self.model, self.tokenizer, todo, max_length=max_length, batch_size=batch_size,
+                           progress=progress, on_batch=on_batch)
+
+            return self._cached("score", convs, settings, adapter, compute, _scores_to_json, _scores_from_json)
+
+        target = run(self.active_adapter_hash)
+        if not with_base:
+            return [ScoredExample(t) for t in target]
+        base = target if self.active_adapter_hash is None else run(None)
+        return [ScoredExample(t, b) for t, b in zip(target, base)]
+
+    @contextlib.contextmanager
+    def _base_only(self) -> Iterator[None]:
+        with (self.model.disable_adapter() if self._adapters else contextlib.nullcontext()):
+            yield
+
+    def describe(self) -> dict:
+        """Provenance for run records: base identity and hash, template, device and dtype."""
+        return {"base_model": self.base_ref.identity, "base_hash": self.base_ref.content_hash,
+                "base_spec": self.base_ref.spec, "chat_template": {"source": self.template.source,
+                                                                    "sha256": self.template.sha256,
+                                                                    "warnings": list(self.template.warnings)},
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""), "merge": self.merge}

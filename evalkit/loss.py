@@ -1,0 +1,144 @@
+"""Per-example scores of the assistant tokens under teacher forcing.
+
+For each conversation the tokens labelled by :func:`evalkit.templates.encode_conversation` (every
+assistant answer and its end marker) are scored. Besides the log-probability of each token we keep the
+Min-K%++ statistics of the full next-token distribution at that position (Zhang et al. 2024):
+
+    mu_t      = sum_v p(v) log p(v)                      (minus the entropy)
+    sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2
+
+so membership scores ((log p(x_t) - mu_t) / sigma_t, averaged over the lowest k%) can be computed later
+without the model.
+
+Memory: the logits are never built for the whole batch. The decoder body runs once; the output head and a
+float32 log_softmax run only on the scored positions, ``chunk`` rows at a time (vocab 32k-49k).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .templates import IGNORE_INDEX, encode_conversation
+
+__all__ = ["TokenScores", "score_conversations", "distribution_stats"]
+
+
+@dataclass
+class TokenScores:
+    nll: float  # mean NLL per scored token (nan when n_tokens == 0: the answer was truncated away)
+    n_tokens: int  # scored tokens (answer + end marker, after truncation to max_length)
+    logprobs: np.ndarray  # log p of each scored token, float32 [n_tokens]
+    mu: np.ndarray  # Min-K%++ mean of log p under the model's distribution at each position
+    sigma: np.ndarray  # Min-K%++ standard deviation of log p at each position
+
+    def __eq__(self, other) -> bool:  # dataclass eq on arrays is ambiguous; compare values
+        if not isinstance(other, TokenScores):
+            return NotImplemented
+        same_nll = (math.isnan(self.nll) and math.isnan(other.nll)) or self.nll == other.nll
+        return (same_nll and self.n_tokens == other.n_tokens and np.array_equal(self.logprobs, other.logprobs)
+                and np.array_equal(self.mu, other.mu) and np.array_equal(self.sigma, other.sigma))
+
+
+def distribution_stats(logits, targets):
+    """(log p(target), mu, sigma) per row of float logits [N, V] — the reference definition."""
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    # sum p (log p - mu)^2, not sum p (log p)^2 - mu^2: the latter cancels catastrophically in float32
+    # when the distribution is flat (mu^2 ~ 36 for a 400-token vocab, variance ~ 0.01)
+    sigma = (p * (logp - mu[:, None]).square()).sum(-1).sqrt()
+    return logp.gather(-1, targets[:, None])[:, 0], mu, sigma
+
+
+def _split_model(model):
+    """(decoder body, output head) of a causal LM, or None when the head is not a plain projection."""
+    import torch.nn as nn
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(lm, "config", None)
+    # Models that post-process logits (softcapping, scaling) go through the full forward.
+    for attr in ("final_logit_softcapping", "logit_scale", "logits_scaling"):
+        if getattr(cfg, attr, None) not in (None, 1, 1.0):
+            return None
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
+    body = getattr(lm, "model", None)
+    if not isinstance(head, nn.Linear) or body is None or not callable(body):
+        return None
+    return body, head
+
+
+def score_conversations(model, tokenizer, conversations: list[list[dict]], *, max_length: int = 512,
+                        batch_size: int = 8, progress: bool = True, chunk: int = 512,
+                        on_batch: Optional[Callable[[list[int], list[TokenScores]], None]] = None) -> list[TokenScores]:
+    """Teacher-forced scores of every conversation's assistant tokens; one TokenScores per conversation.
+
+    Batches are length-sorted and RIGHT-padded. ``on_batch(indices, scores)`` is called after each batch.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    encoded = [encode_conversation(tokenizer, list(c), max_length) for c in conversations]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
+    results: list[Optional[TokenScores]] = [None] * len(encoded)
+    split = _split_model(model)
+    device = next(model.parameters()).device
+
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=len(encoded), desc="score", unit="example", disable=not progress, leave=False)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                width = max(len(encoded[i][0]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                labels = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, i in enumerate(idx):
+                    n = len(encoded[i][0])
+                    ids[r, :n] = torch.tensor(encoded[i][0])
+                    labels[r, :n] = torch.tensor(encoded[i][1])
+                    mask[r, :n] = 1
+                ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+                # position t predicts token t+1
+                targets = labels[:, 1:]
+                rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
+                if split is not None:
+                    body, head = split
+                    hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state[rows, cols]
+
+                    def logits_of(a, b):
+                        return head(hidden[a:b])
+                else:
+                    full = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+
+                    def logits_of(a, b):
+                        return full[rows[a:b], cols[a:b]]
+                tgt = targets[rows, cols]
+                parts = [distribution_stats(logits_of(a, a + chunk), tgt[a:a + chunk])
+                         for a in range(0, len(tgt), chunk)]
+                if parts:
+                    lp, mu, sd = (torch.cat(x).float().cpu().numpy() for x in zip(*parts))
+                else:
+                    lp = mu = sd = np.zeros(0, dtype=np.float32)
+                row_of = rows.cpu().numpy()
+                for r, i in enumerate(idx):
+                    sel = row_of == r
+                    n = int(sel.sum())
+                    results[i] = TokenScores(nll=float(-lp[sel].astype(np.float64).mean()) if n else float("nan"),
+                                             n_tokens=n, logprobs=lp[sel].astype(np.float32),
+                                             mu=mu[sel].astype(np.float32), sigma=sd[sel].astype(np.float32))
+                if on_batch is not None:
+                    on_batch(idx, [results[i] for i in idx])
+                bar.update(len(idx))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return results  # type: ignore[return-value]

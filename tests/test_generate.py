@@ -1,0 +1,125 @@
+"""Batched generation: left padding, batch independence, stopping at <|im_end|>, max tokens, seeded sampling."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from evalkit import generate as G
+from evalkit import models as M
+from evalkit.errors import ModelError
+from evalkit.templates import encode_prompt
+
+SHORT = [{"role": "user", "content": "Hi"}]
+LONG = [{"role": "user", "content": "I drive to work every day and want to cut emissions. Any ideas for me?"}]
+LONGER = [{"role": "user", "content": "Meatless Mondays are an easy start. " * 4},
+          {"role": "assistant", "content": "Cook a lentil curry tonight."},
+          {"role": "user", "content": "And then?"}]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama):
+    ref = M.resolve_base(str(tiny_llama))
+    return M.load_model(ref, device="cpu"), M.load_tokenizer(ref)
+
+
+def test_greedy_answer_does_not_depend_on_batch_composition(tiny):
+    model, tok = tiny
+    [[alone]] = G.generate(model, tok, [SHORT], max_new_tokens=12, progress=False)
+    batched = G.generate(model, tok, [LONGER, SHORT, LONG], max_new_tokens=12, batch_size=3, progress=False)
+    assert batched[1][0] == alone
+    assert [b[0] for b in batched] == [G.generate(model, tok, [p], max_new_tokens=12, progress=False)[0][0]
+                                       for p in (LONGER, SHORT, LONG)]
+
+
+def test_prompts_are_left_padded_with_a_mask(tiny):
+    model, tok = tiny
+    seen = []
+    hook = model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(kwargs), with_kwargs=True)
+    try:
+        G.generate(model, tok, [SHORT, LONG], max_new_tokens=2, batch_size=2, progress=False)
+    finally:
+        hook.remove()
+    first = seen[0]
+    n_short, n_long = len(encode_prompt(tok, SHORT)), len(encode_prompt(tok, LONG))
+    mask = first["attention_mask"]
+    # sorted longest first: row 0 is LONG (no padding), row 1 SHORT padded on the LEFT
+    assert mask[0].tolist() == [1] * n_long
+    assert mask[1].tolist() == [0] * (n_long - n_short) + [1] * n_short
+    assert first["input_ids"][1, :n_long - n_short].eq(tok.pad_token_id).all()
+    assert first["position_ids"][1, -n_short:].tolist() == list(range(n_short))
+
+
+def _greedy_ids(model, tok, prompt, n):
+    [(ids, _)] = G._generate_batch(model, [encode_prompt(tok, prompt)], [0], pad_id=tok.pad_token_id, stop_ids=[-1],
+                                   max_new_tokens=n, do_sample=False, temperature=1.0, top_p=1.0)
+    return ids
+
+
+def test_generation_stops_at_im_end(tiny):
+    """Make the tiny model say <|im_end|> as its 3rd token by swapping two rows of its output head."""
+    import torch
+
+    model, tok = tiny
+    ids = _greedy_ids(model, tok, LONG, 8)
+    k = next(i for i in range(2, 8) if ids[i] not in ids[:i])
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert im_end not in ids[:k + 1]
+    stopper = copy.deepcopy(model)
+    with torch.no_grad():
+        w = stopper.lm_head.weight
+        w[[ids[k], im_end]] = w[[im_end, ids[k]]]
+    [[gen]] = G.generate(stopper, tok, [LONG], max_new_tokens=8, progress=False)
+    assert gen.n_tokens == k and not gen.hit_max_tokens
+    assert gen.text == tok.decode(ids[:k], skip_special_tokens=True).strip()
+    assert "<|im_end|>" not in gen.text
+
+
+def test_hit_max_tokens_when_no_stop_token(tiny):
+    model, tok = tiny
+    ids = _greedy_ids(model, tok, SHORT, 6)
+    assert tok.eos_token_id not in ids  # the random tiny model never stops by itself here
+    [[gen]] = G.generate(model, tok, [SHORT], max_new_tokens=6, progress=False)
+    assert gen.hit_max_tokens and gen.n_tokens == 6
+    assert gen.text == tok.decode(ids, skip_special_tokens=True).strip()
+
+
+def test_sampling_is_seeded_per_prompt_and_batch_independent(tiny):
+    model, tok = tiny
+    kw = dict(max_new_tokens=8, do_sample=True, temperature=1.0, top_p=1.0, progress=False)
+    a = G.generate(model, tok, [SHORT, LONG], num_samples=3, seed=1, **kw)
+    b = G.generate(model, tok, [LONG], num_samples=3, seed=1, **kw)
+    assert a[1] == b[0]  # same seed, same prompt, different batch: same samples
+    assert len(a[0]) == 3 and len({g.text for g in a[0]}) > 1  # samples of one prompt differ
+    c = G.generate(model, tok, [LONG], num_samples=3, seed=2, **kw)
+    assert c[0] != b[0]
+    greedy = G.generate(model, tok, [SHORT], num_samples=2, max_new_tokens=4, progress=False)
+    assert greedy[0][0] == greedy[0][1]
+
+
+def test_top_p_filter_keeps_the_smallest_nucleus():
+    import torch
+
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    assert (G._top_p_filter(probs, 0.7) > 0).tolist() == [[True, True, False, False]]
+    assert (G._top_p_filter(probs, 0.4) > 0).tolist() == [[True, False, False, False]]
+    assert G._top_p_filter(probs, 0.7)[0, :2].tolist() == probs[0, :2].tolist()
+    assert G._top_p_filter(probs, 1.0) is probs
+
+
+def test_on_batch_reports_length_sorted_batches(tiny):
+    model, tok = tiny
+    calls = []
+    out = G.generate(model, tok, [SHORT, LONGER, LONG], max_new_tokens=2, batch_size=2, progress=False,
+                     on_batch=lambda idx, gens: calls.append((idx, gens)))
+    assert [c[0] for c in calls] == [[1, 2], [0]]
+    assert calls[0][1] == [out[1], out[2]]
+
+
+def test_bad_settings_name_the_parameter(tiny):
+    model, tok = tiny
+    with pytest.raises(ModelError, match="'max_new_tokens' parameter"):
+        G.generate(model, tok, [SHORT], max_new_tokens=0, progress=False)
+    with pytest.raises(ModelError, match="'top_p' parameter"):
+        G.generate(model, tok, [SHORT], top_p=1.5, progress=False)
