@@ -238,7 +238,7 @@ def _canaries(engine, meta: Optional[dict], train_by_id: dict[str, Conversation]
         gens = engine.generate(prompts, **{**settings.generation_settings(), "do_sample": False,
                                            "num_samples": 1, "max_new_tokens": max(settings.max_new_tokens, 128)})
         for c, g in zip([c for c in planted if c.get("train_id") in train_by_id], gens):
-            hits.append(1.0 if c["secret"] in g[0].text else 0.0)
+            hits.append(1.0 if cn.canary_extracted(cn.Canary(c["id"], c["text"], c["secret"]), g[0].text) else 0.0)
         summary["canary_extraction_rate"] = float(np.mean(hits))
         summary["canary_exposure"] = float(np.mean(exposures))
     return summary
@@ -374,7 +374,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   else "heldout_loss - train_loss",
                   "suites": sorted({p.suite for p in prompt_items}),
                   "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info},
-        provenance=provenance(),
+        provenance=provenance({"engine": engine.describe()}),
     )
 
 

@@ -47,11 +47,9 @@ class TrainingAnswers:
     def __init__(self, answers: Sequence[tuple[str, str]]):
         self.answers = list(answers)
         self.text_by_id = dict(self.answers)
-        # Small training sets (fine-tuning data is usually < 100k answers) are indexed exactly for every
-        # span length, so `longest_span` is exact per sample; huge ones use the strided index, exact
-        # only from VERBATIM_MIN_TOKENS up (shorter spans then count as 0).
-        exact = len(self.answers) <= 100_000
-        self.spans = SpanIndex.build(self.answers, min_detectable=1 if exact else VERBATIM_MIN_TOKENS)
+        # Fine-tuning sets (up to ~10^7 tokens) get exact longest spans at every length (exact_short),
+        # so the per-sample `longest_span` is exact; larger ones are exact from VERBATIM_MIN_TOKENS up.
+        self.spans = SpanIndex.build(self.answers, exact_short=len(self.answers) <= 100_000)
         self.near = NearCopyIndex.build(self.answers)
         self.novelty = NoveltyIndex([text for _, text in self.answers])
 

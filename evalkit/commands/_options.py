@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 __all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from"]
@@ -70,9 +69,7 @@ def thresholds_from(args):
 def engine_kwargs_from(args) -> dict:
     from ..cache import Cache
 
-    cache = None
-    if not args.no_cache:
-        root = args.cache_dir or Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit")) / "runs"
-        cache = Cache(root)
-    return dict(device=args.device, trust_remote_code=args.trust_remote_code,
+    # False: no cache at all; Cache(None) is the default $EVALKIT_CACHE/runs
+    cache = False if args.no_cache else Cache(args.cache_dir)
+    return dict(device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                 chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge)

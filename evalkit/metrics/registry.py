@@ -67,7 +67,8 @@ def _specs() -> list[MetricSpec]:
                    needs_model=True))
     add(MetricSpec("heldout_extraction_rate", None,
                    "the same rate for held-out prompts against their references (control)", needs_model=True))
-    add(MetricSpec("mia_auc", False, "ROC AUC of the best membership-inference score (training vs held-out answers)",
+    add(MetricSpec("mia_auc", False, "ROC AUC of the base-calibrated 'ref' membership score (the 'loss' score "
+                   "when there is no base), training vs validation answers",
                    needs_model=True))
     add(MetricSpec("mia_tpr_at_1fpr", False, "TPR at 1% FPR of the same score", needs_model=True))
     for sc in ("loss", "zlib", "ref", "minkpp"):

@@ -1,0 +1,311 @@
+"""Membership-inference (MIA) scores and their evaluation.
+
+Every score is oriented so that HIGHER = MORE LIKELY A MEMBER (a training answer), and members are
+the positive class of every ROC computation. Inputs are mean NLLs per answer token (nats/token;
+lower = the model finds the text more likely) or per-token log-probabilities.
+
+Scores (formulas as in docs/memorization.md):
+  loss    = -NLL                                   (Yeom et al. 2018)
+  zlib    = -NLL / len(zlib.compress(text))        (Carlini et al. 2021; MIMIR attacks/zlib.py
+                                                    computes NLL / zlib bytes and calls lower = member)
+  ref     = -(NLL_target - NLL_base)               (base-calibrated; for a LoRA the base model is a
+                                                    free reference)
+  minkpp  = mean of the lowest k% of z_t = (log p(x_t) - mu_t) / sigma_t   (Min-K%++, Zhang et al. 2024)
+
+Headline: ``mia_auc`` is the AUC of the "ref" score when present, else of "loss". It is fixed in
+advance, not the best of several scores: taking the maximum AUC over scores on the same examples
+is optimistically biased (with four scores near 0.5 the max is noticeably above 0.5 by chance).
+The ref score is the principled choice for a LoRA: the base model it was trained from is the
+reference model calibration needs, at no cost, and it removes "this text is just easy" from the
+loss. The best-AUC score is reported too (``best_score``), as information only.
+
+TPR at 1% FPR: the TPR of the last ROC point whose FPR is <= 1% (every threshold kept). MIMIR's
+run.py takes the last point with FPR strictly < the target (``tpr[np.where(fpr < ub)[0][-1]]``);
+the two differ only when some threshold gives exactly 1% FPR (e.g. 1 false positive among 100
+non-members), which MIMIR excludes and we include. With fewer than 100 non-members no threshold
+can have 0 < FPR <= 1%, so the figure is the TPR at zero false positives and is flagged unreliable.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from ..records import MembershipExample
+
+# scipy.stats and sklearn.metrics are imported inside the functions that use them: together they
+# take ~1.5 s to import, which every `evalkit` command importing this package would pay.
+
+__all__ = [
+    "SCORE_NAMES",
+    "MIN_NONMEMBERS_FOR_TPR",
+    "loss_score",
+    "zlib_score",
+    "ref_score",
+    "minkpp_score",
+    "minkpp_moments",
+    "roc_auc",
+    "tpr_at_fpr",
+    "bootstrap_ci",
+    "RocCurve",
+    "roc_points",
+    "ScoreEvaluation",
+    "MiaSummary",
+    "evaluate_scores",
+]
+
+SCORE_NAMES = ("loss", "zlib", "ref", "minkpp")  # the scores with a registered mia_auc_<name>
+MIN_NONMEMBERS_FOR_TPR = 100  # below this, no threshold can have 0 < FPR <= 1%
+
+
+# ---------------------------------------------------------------- scores (higher = member)
+
+
+def loss_score(nll: float) -> float:
+    """-NLL (Yeom et al. 2018)."""
+    return -float(nll)
+
+
+def zlib_score(nll: float, text: str) -> float:
+    """-NLL / zlib-compressed length of the text in bytes (Carlini et al. 2021).
+
+    Dividing by the compressed size discounts texts that are likely because they are repetitive.
+    """
+    return -float(nll) / len(zlib.compress(text.encode("utf-8")))
+
+
+def ref_score(nll: float, base_nll: float) -> float:
+    """-(NLL_target - NLL_base): how much more likely fine-tuning made the text."""
+    return -(float(nll) - float(base_nll))
+
+
+def minkpp_score(token_logprobs: Sequence[float], mu: Sequence[float], sigma: Sequence[float], k: float = 0.2) -> float:
+    """Min-K%++ (Zhang et al. 2024): mean of the lowest k fraction of z_t = (log p(x_t) - mu_t) / sigma_t.
+
+    ``mu_t``, ``sigma_t``: mean and standard deviation of log p(v) under the model's next-token
+    distribution at step t (see ``minkpp_moments``). A step with sigma_t = 0 (a one-hot
+    distribution, where log p(x_t) = mu_t) contributes z_t = 0. The number of steps kept is
+    max(1, floor(k * T)) -- the reference implementation's int(T * k), but never empty.
+    """
+    if not 0.0 < k <= 1.0:
+        raise ValueError(f"The 'k' parameter must be in (0, 1]. Got {k!r} instead.")
+    lp = np.asarray(token_logprobs, dtype=np.float64)
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if lp.ndim != 1 or lp.shape != mu.shape or lp.shape != sigma.shape:
+        raise ValueError(f"token_logprobs, mu and sigma must be 1-D of one length. Got shapes "
+                         f"{lp.shape}, {mu.shape}, {sigma.shape} instead.")
+    if not len(lp):
+        raise ValueError("token_logprobs is empty: Min-K%++ needs at least one token")
+    z = np.zeros_like(lp)
+    ok = sigma > 0
+    z[ok] = (lp[ok] - mu[ok]) / sigma[ok]
+    keep = max(1, int(len(z) * k))
+    return float(np.mean(np.sort(z)[:keep]))
+
+
+def minkpp_moments(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu_t, sigma_t) from a (T, V) array of next-token log-probabilities.
+
+    mu_t = sum_v p(v) log p(v); sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2 (clipped at 0 against
+    rounding). Entries with p(v) = 0 (log p = -inf) contribute 0.
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    p = np.exp(lp)
+    finite = np.isfinite(lp)
+    plp = np.where(finite, p * np.where(finite, lp, 0.0), 0.0)
+    mu = plp.sum(-1)
+    var = np.where(finite, plp * np.where(finite, lp, 0.0), 0.0).sum(-1) - mu**2
+    return mu, np.sqrt(np.maximum(var, 0.0))
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _pair(member: Sequence[float], nonmember: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    m = np.asarray(member, dtype=np.float64).ravel()
+    n = np.asarray(nonmember, dtype=np.float64).ravel()
+    if not len(m) or not len(n):
+        raise ValueError(f"need at least one member and one non-member score. Got {len(m)} and {len(n)} instead.")
+    if not (np.isfinite(m).all() and np.isfinite(n).all()):
+        raise ValueError("scores must be finite (drop NaN/inf before evaluating)")
+    return m, n
+
+
+def roc_auc(member: Sequence[float], nonmember: Sequence[float]) -> float:
+    """ROC AUC with members as the positive class: P(member score > non-member score), ties 1/2.
+
+    Equal to ``sklearn.metrics.roc_auc_score`` (tests check it); computed from ranks (the
+    Mann-Whitney U statistic) because the bootstrap calls it a thousand times and sklearn's input
+    validation costs ~10x the arithmetic.
+    """
+    from scipy.stats import rankdata
+
+    m, n = _pair(member, nonmember)
+    ranks = rankdata(np.concatenate([m, n]))  # average ranks: ties count 1/2
+    return float((ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2) / (len(m) * len(n)))
+
+
+def _roc(member, nonmember, drop_intermediate: bool):
+    from sklearn.metrics import roc_curve
+
+    m, n = _pair(member, nonmember)
+    y = np.concatenate([np.ones(len(m)), np.zeros(len(n))])
+    fpr, tpr, _ = roc_curve(y, np.concatenate([m, n]), pos_label=1, drop_intermediate=drop_intermediate)
+    return fpr, tpr
+
+
+def tpr_at_fpr(member: Sequence[float], nonmember: Sequence[float], fpr: float = 0.01) -> float:
+    """TPR of the last ROC point with FPR <= ``fpr`` (see the module docstring for MIMIR's '<')."""
+    if not 0.0 <= fpr <= 1.0:
+        raise ValueError(f"The 'fpr' parameter must be in [0, 1]. Got {fpr!r} instead.")
+    # Keep every threshold: dropping collinear points (sklearn's default) can remove the last
+    # point under the target on a diagonal stretch of the curve.
+    f, t = _roc(member, nonmember, drop_intermediate=False)
+    return float(t[np.flatnonzero(f <= fpr)[-1]])  # f[0] == 0, so there is always one
+
+
+def bootstrap_ci(member: Sequence[float], nonmember: Sequence[float],
+                 stat: Callable[[np.ndarray, np.ndarray], float], n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat(member, nonmember)``.
+
+    Members and non-members are resampled separately (stratified), so every resample keeps the
+    observed class sizes and ``stat`` is always defined.
+    """
+    if n_boot < 1:
+        raise ValueError(f"The 'n_boot' parameter must be a positive int. Got {n_boot!r} instead.")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"The 'alpha' parameter must be in (0, 1). Got {alpha!r} instead.")
+    m, n = _pair(member, nonmember)
+    rng = np.random.default_rng(seed)
+    values = np.array([stat(m[rng.integers(0, len(m), len(m))], n[rng.integers(0, len(n), len(n))])
+                       for _ in range(n_boot)])
+    lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+class RocCurve(NamedTuple):
+    fpr: list[float]
+    tpr: list[float]
+
+
+def roc_points(member: Sequence[float], nonmember: Sequence[float], max_points: int = 101) -> RocCurve:
+    """The ROC curve for plotting: at most ``max_points`` vertices, first (0, 0) and last (1, 1) kept."""
+    if max_points < 2:
+        raise ValueError(f"The 'max_points' parameter must be >= 2. Got {max_points!r} instead.")
+    f, t = _roc(member, nonmember, drop_intermediate=True)
+    if len(f) > max_points:
+        keep = np.unique(np.round(np.linspace(0, len(f) - 1, max_points)).astype(int))
+        f, t = f[keep], t[keep]
+    return RocCurve([round(float(x), 6) for x in f], [round(float(x), 6) for x in t])
+
+
+@dataclass(frozen=True)
+class ScoreEvaluation:
+    """How well one score separates members from non-members."""
+
+    name: str
+    auc: float
+    auc_ci: tuple[float, float]  # 95% stratified percentile bootstrap
+    tpr_at_1fpr: float
+    roc: RocCurve
+    n_member: int
+    n_nonmember: int
+
+
+@dataclass(frozen=True)
+class MiaSummary:
+    """All MIA scores evaluated on one target; ``mia_*`` are the registered headline metrics."""
+
+    scores: dict[str, ScoreEvaluation] = field(default_factory=dict)
+    primary: Optional[str] = None  # "ref" when present, else "loss"; the score mia_auc reports
+    mia_auc: Optional[float] = None
+    mia_auc_ci: Optional[tuple[float, float]] = None
+    mia_tpr_at_1fpr: Optional[float] = None
+    tpr_reliable: bool = False  # False: fewer than MIN_NONMEMBERS_FOR_TPR non-members
+    best_score: Optional[str] = None  # highest AUC (information only; not used for mia_auc)
+    n_member: int = 0
+    n_nonmember: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """Values for RunRecord.summary (registered names only)."""
+        out: dict[str, float] = {}
+        if self.mia_auc is not None:
+            out["mia_auc"] = self.mia_auc
+            out["mia_tpr_at_1fpr"] = self.mia_tpr_at_1fpr
+        for name, ev in self.scores.items():
+            if name in SCORE_NAMES:
+                out[f"mia_auc_{name}"] = ev.auc
+        return out
+
+    @property
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        """Bootstrap intervals for RunRecord.intervals."""
+        out = {f"mia_auc_{n}": ev.auc_ci for n, ev in self.scores.items() if n in SCORE_NAMES}
+        if self.mia_auc_ci is not None:
+            out["mia_auc"] = self.mia_auc_ci
+        return out
+
+    @property
+    def roc(self) -> dict[str, dict[str, list[float]]]:
+        """ROC points per score ({"loss": {"fpr": [...], "tpr": [...]}, ...}) for RunRecord.curves."""
+        return {n: {"fpr": ev.roc.fpr, "tpr": ev.roc.tpr} for n, ev in self.scores.items()}
+
+
+def evaluate_scores(examples: Sequence[MembershipExample], n_boot: int = 1000, seed: int = 0) -> MiaSummary:
+    """Evaluate every score present in ``examples`` (see the module docstring for mia_auc).
+
+    Each score uses the examples that carry a finite value of it; a score with no member or no
+    non-member is skipped with a warning.
+    """
+    names = {n for e in examples for n in e.scores}
+    ordered = [n for n in SCORE_NAMES if n in names] + sorted(names - set(SCORE_NAMES))
+    warnings: list[str] = []
+    results: dict[str, ScoreEvaluation] = {}
+    for name in ordered:
+        pairs = [(e.member, e.scores[name]) for e in examples if name in e.scores]
+        good = [(mem, float(v)) for mem, v in pairs if v is not None and math.isfinite(v)]
+        if len(good) < len(pairs):
+            warnings.append(f"score '{name}': {len(pairs) - len(good)} non-finite values left out")
+        member = [v for mem, v in good if mem]
+        nonmember = [v for mem, v in good if not mem]
+        if not member or not nonmember:
+            warnings.append(f"score '{name}': needs members and non-members, got {len(member)} and "
+                            f"{len(nonmember)}; not evaluated")
+            continue
+        results[name] = ScoreEvaluation(
+            name=name,
+            auc=roc_auc(member, nonmember),
+            auc_ci=bootstrap_ci(member, nonmember, roc_auc, n_boot=n_boot, seed=seed),
+            tpr_at_1fpr=tpr_at_fpr(member, nonmember, 0.01),
+            roc=roc_points(member, nonmember),
+            n_member=len(member),
+            n_nonmember=len(nonmember),
+        )
+    n_member = sum(1 for e in examples if e.member)
+    n_nonmember = len(examples) - n_member
+    primary = "ref" if "ref" in results else ("loss" if "loss" in results else None)
+    if primary is None:
+        warnings.append("no 'ref' or 'loss' score: mia_auc not reported")
+        return MiaSummary(scores=results, n_member=n_member, n_nonmember=n_nonmember,
+                          best_score=_best(results), warnings=tuple(warnings))
+    head = results[primary]
+    reliable = head.n_nonmember >= MIN_NONMEMBERS_FOR_TPR
+    if not reliable:
+        warnings.append(f"only {head.n_nonmember} non-members: TPR at 1% FPR needs at least "
+                        f"{MIN_NONMEMBERS_FOR_TPR} to mean anything (it is the TPR at zero false positives)")
+    return MiaSummary(scores=results, primary=primary, mia_auc=head.auc, mia_auc_ci=head.auc_ci,
+                      mia_tpr_at_1fpr=head.tpr_at_1fpr, tpr_reliable=reliable, best_score=_best(results),
+                      n_member=n_member, n_nonmember=n_nonmember, warnings=tuple(warnings))
+
+
+def _best(results: dict[str, ScoreEvaluation]) -> Optional[str]:
+    # max() keeps the first of equal AUCs, i.e. the earlier name in SCORE_NAMES order
+    return max(results, key=lambda n: results[n].auc) if results else None

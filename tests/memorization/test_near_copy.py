@@ -1,0 +1,138 @@
+"""Normalized edit distance and NearCopyIndex: hand-computed cases and brute-force properties."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evalkit.errors import DataError
+from evalkit.memorization.near_copy import (
+    NEAR_VERBATIM_MAX_DISTANCE,
+    NearCopyIndex,
+    brute_force_nearest,
+    normalize_text,
+    normalized_edit_distance,
+)
+
+ANSWER = ("With late shifts, the trick is cooking ahead rather than cooking every night. Give Cook from "
+          "scratch a go for one week: make a big pot of chili or curry on Sunday.")
+
+
+@pytest.mark.parametrize(
+    "a, b, want",
+    [
+        ("Hello   World\n", "hello world", 0.0),  # case and whitespace are normalized away
+        ("abc", "abd", 1 / 3),
+        ("kitten", "sitting", 3 / 7),
+        ("", "", 0.0),
+        ("", "abc", 1.0),
+        ("abc", "xyz", 1.0),
+        ("텀블러", "텀블러를", 1 / 4),
+    ],
+)
+def test_normalized_edit_distance(a, b, want):
+    assert normalized_edit_distance(a, b) == pytest.approx(want)
+    assert normalized_edit_distance(b, a) == pytest.approx(want)
+
+
+def test_normalize_text():
+    assert normalize_text("  Two\tSPACES  here\n") == "two spaces here"
+
+
+def test_threshold_value():
+    assert NEAR_VERBATIM_MAX_DISTANCE == 0.10
+
+
+def test_finds_light_edit_among_distractors():
+    edited = ANSWER.replace("chili", "chilli").replace("Sunday", "Saturday").upper()
+    answers = [("d1", "Put the laptop charger on a power strip."), ("target", ANSWER),
+               ("d2", ANSWER[:60]), ("d3", "Cooking for a crowd out of habit is common.")]
+    m = NearCopyIndex.build(answers).nearest(edited)
+    want = normalized_edit_distance(edited, ANSWER)
+    assert 0 < want <= NEAR_VERBATIM_MAX_DISTANCE
+    assert (m.train_id, m.train_index, m.exact) == ("target", 1, True)
+    assert m.distance == pytest.approx(want)
+
+
+def test_reports_nearest_above_threshold_and_ties_take_lowest_index():
+    answers = [("a", "the cat sat on the mat"), ("b", "the cat sat on the mat"), ("c", "dogs bark loudly")]
+    index = NearCopyIndex.build(answers)
+    m = index.nearest("the cat sat")
+    assert (m.train_id, m.train_index) == ("a", 0)
+    assert m.distance == pytest.approx(normalized_edit_distance("the cat sat", answers[0][1]))
+    assert m.distance > NEAR_VERBATIM_MAX_DISTANCE
+    assert index.nearest("THE CAT SAT ON THE MAT") == (("a", 0, 0.0, True))
+
+
+def test_empty_index_and_bad_input():
+    assert NearCopyIndex.build([]).nearest("anything") is None
+    with pytest.raises(DataError, match="#0"):
+        NearCopyIndex.build([("only-id",)])
+    with pytest.raises(ValueError, match="max_distance"):
+        NearCopyIndex.build([], max_distance=1.5)
+
+
+def _mutate(rng: random.Random, s: str, n_edits: int) -> str:
+    chars = list(s)
+    for _ in range(n_edits):
+        p = rng.randrange(len(chars) + 1)
+        op = rng.random()
+        if op < 1 / 3 and chars:
+            chars.pop(min(p, len(chars) - 1))
+        elif op < 2 / 3:
+            chars.insert(p, rng.choice("xyz "))
+        elif chars:
+            chars[min(p, len(chars) - 1)] = rng.choice("xyz")
+    return "".join(chars)
+
+
+def test_exact_within_threshold_when_stop_buckets_are_dropped():
+    # 400 templated answers: many q-gram buckets are in > 50 answers and get dropped from the
+    # filter, which must stay exact for every near copy.
+    rng = random.Random(3)
+    frames = ["Try {} for a week and {}.", "Swap {} for {} on weekdays.", "Skip {} and plan {} instead."]
+    things = ["cycling", "the bus", "leftovers", "a tumbler", "cold washes", "line drying", "batch cooking"]
+    answers = [(f"t{i}", rng.choice(frames).format(rng.choice(things), rng.choice(things)) + f" Note {i}.")
+               for i in range(400)]
+    index = NearCopyIndex.build(answers)
+    queries = [_mutate(rng, rng.choice(answers)[1], rng.randint(0, 3)) for _ in range(40)]
+    for q, got in zip(queries, index.nearest_many(queries)):
+        want = brute_force_nearest(q, answers)
+        if want.distance <= NEAR_VERBATIM_MAX_DISTANCE:
+            assert got == want
+        else:
+            assert got.distance >= want.distance
+
+
+WORDS = ["the", "cat", "sat", "on", "mat", "a", "Dog", "ran", "x", "플라스틱", "recycling"]
+
+
+@st.composite
+def corpus_and_query(draw):
+    n = draw(st.integers(1, 70))
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    answers = [(f"i{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 25)))) for i in range(n)]
+    if draw(st.booleans()):
+        src = rng.choice(answers)[1]
+        query = _mutate(rng, src, rng.randint(0, max(1, len(src) // 8)))
+    else:
+        query = " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 25)))
+    return answers, query
+
+
+@settings(max_examples=150, deadline=None)
+@given(corpus_and_query())
+def test_matches_brute_force(case):
+    answers, query = case
+    index = NearCopyIndex.build(answers)
+    want = brute_force_nearest(query, answers)
+    got = index.nearest(query)
+    if want.distance <= NEAR_VERBATIM_MAX_DISTANCE:
+        assert got == want  # exact: same answer (lowest index on ties), same distance
+    else:  # above the threshold: a real distance, never below the true nearest
+        assert got.distance > NEAR_VERBATIM_MAX_DISTANCE and got.distance >= want.distance
+        assert got.distance == pytest.approx(normalized_edit_distance(query, answers[got.train_index][1]))
+    assert index.nearest(query, exhaustive=True) == want
