@@ -226,7 +226,7 @@ def _canaries(engine, meta: Optional[dict], train_by_id: dict[str, Conversation]
         canary = cn.Canary(c["id"], c["text"], c["secret"])
         prompts.append(conv.prompt_messages)
         # exposure: rank the true secret among random ones by the likelihood of the planted answer
-        answer = conv.answer if c["text"] in conv.answer else conv.answer + " " + c["text"]
+        answer = conv.answer if c["text"] in conv.answer else conv.answer.rstrip() + " " + c["text"]  # as plant() does
         candidates = cn.candidate_secrets(canary, settings.canary_candidates, seed=settings.seed)
         texts = [answer] + [answer.replace(c["text"], c["text"].replace(c["secret"], s)) for s in candidates]
         convs = [conv.prompt_messages + [{"role": "assistant", "content": t}] for t in texts]
