@@ -7,6 +7,7 @@ A target is ``base``, an adapter folder (``adapter_config.json``), or a folder/f
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -81,7 +82,10 @@ def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs
             raise ModelError(f"the adapters were trained on different base models ({pairs}); "
                              "compare adapters of one base model, or pass --base to choose one")
         base = distinct.pop() if distinct else None
-    return Engine(base, **engine_kwargs)
+    engine = Engine(base, **engine_kwargs)
+    for warning in engine.warnings:  # chat-template traps (config.json template ignored, double BOS)
+        print(f"evalkit: warning: {warning}", file=sys.stderr)
+    return engine
 
 
 def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[], object],
