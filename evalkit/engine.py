@@ -32,7 +32,8 @@ from .generate import generate as _generate
 from .loss import TokenScores
 from .loss import score_conversations as _score
 from .models import (BaseModelRef, adapter_base_hash, adapter_hash, check_adapter_dir, linear_module_names,
-                     load_model, load_tokenizer, read_adapter_meta, resolve_base)
+                     load_model, load_tokenizer, pick_device, read_adapter_meta, resolve_base,
+                     weight_module_names)
 
 __all__ = ["Engine", "ScoredExample"]
 
@@ -83,15 +84,32 @@ class Engine:
         self.tokenizer = load_tokenizer(self.base_ref, chat_template_from_config=chat_template_from_config,
                                         trust_remote_code=trust_remote_code)
         self.template = self.tokenizer.evalkit_template
-        self.model = load_model(self.base_ref, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-        self.device = next(self.model.parameters()).device
-        self.dtype = next(self.model.parameters()).dtype
+        # The model is loaded on first use (a fully cached run never loads it); device and dtype are
+        # decided now because they are part of every cache key.
+        self.device, default_dtype = pick_device(device)
+        self.dtype = dtype or default_dtype
+        self._trust_remote_code = trust_remote_code
+        self._model = None
+        self._base_modules: list[str] = []
         self.cache: Optional[Cache] = None if cache is False else (Cache() if cache in (None, True) else cache)
         self.merge = merge
         self.active_adapter_hash: Optional[str] = None  # None: the base model
         self.active_adapter_name: str = "base"
-        self._adapters: dict[str, str] = {}  # adapter hash -> PEFT adapter name
-        self._base_modules = linear_module_names(self.model)
+        self._adapters: dict[str, str] = {}  # adapter hash -> PEFT adapter name (loaded)
+        self._pending: dict[str, tuple[Path, Path]] = {}  # adapter hash -> (folder, weights), not loaded yet
+        self._merged: Optional[tuple[str, list]] = None  # (adapter name, saved base weights) while merged
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_model(self.base_ref, device=self.device, dtype=self.dtype,
+                                     trust_remote_code=self._trust_remote_code)
+            self._base_modules = linear_module_names(self._model)
+        return self._model
+
+    @model.setter
+    def model(self, value) -> None:
+        self._model = value
 
     # ------------------------------------------------------------ adapters
 
@@ -100,6 +118,7 @@ class Engine:
         return self.template.warnings
 
     def linear_module_names(self) -> list[str]:
+        self.model  # noqa: B018 (loads the model if needed)
         return list(self._base_modules)
 
     def use(self, adapter_dir: Optional[Path], *, allow_pickle: bool = False) -> str:
@@ -116,18 +135,21 @@ class Engine:
                 f"adapter {adapter_dir} was trained on base model {meta_ident or '?'} (hash {meta_hash[:12]}), but "
                 f"the engine's base is {self.base_ref.identity} (hash {self.base_ref.content_hash[:12]}); pass the "
                 "adapter's base with --base")
-        if h not in self._adapters:
-            name = f"a_{h[:12]}"
-            self._load_adapter(adapter_dir, weights, name)
-            self._adapters[h] = name
-        name = self._adapters[h]
-        self.model.set_adapter(name)
-        self.active_adapter_hash, self.active_adapter_name = h, name
-        return name
+        if h not in self._adapters and h not in self._pending:
+            self._check_weights(adapter_dir, weights)
+            self._check_targets(adapter_dir)
+            self._pending[h] = (adapter_dir, weights)  # loaded when first needed (see _ensure_loaded)
+        self.active_adapter_hash, self.active_adapter_name = h, f"a_{h[:12]}"
+        return self.active_adapter_name
+
+    def _ensure_loaded(self, h: str) -> None:
+        if h in self._pending:
+            adapter_dir, weights = self._pending.pop(h)
+            self._load_adapter(adapter_dir, weights, f"a_{h[:12]}")
+            self._adapters[h] = f"a_{h[:12]}"
 
     def _load_adapter(self, adapter_dir: Path, weights: Path, name: str) -> None:
-        self._check_weights(adapter_dir, weights)
-        self._check_targets(adapter_dir)
+        self._unmerge()
         try:
             if not self._adapters:
                 from peft import PeftModel
@@ -163,6 +185,8 @@ class Engine:
         except (OSError, ValueError) as e:
             raise ModelError(f"{adapter_dir}/adapter_config.json: not valid JSON ({e})") from None
         targets = cfg.get("target_modules")
+        if not self._base_modules:  # model not loaded yet: read the names from the weight file headers
+            self._base_modules = weight_module_names(self.base_ref) or linear_module_names(self.model)
         if isinstance(targets, list):
             # peft matches a target by suffix; 'all-linear' adapters store full module paths
             missing = sorted(t for t in targets if t.rsplit(".", 1)[-1] not in set(self._base_modules))
@@ -173,23 +197,31 @@ class Engine:
 
     @contextlib.contextmanager
     def _active(self) -> Iterator[None]:
-        """The model as the active target for one call: adapters disabled for base, merged when merge=True."""
-        peft_model = bool(self._adapters)
+        """The model as the active target: adapters disabled for base; with merge=True the adapter stays
+        merged across calls (merging a 7B model costs seconds) until another target needs the weights."""
         if self.active_adapter_hash is None:
-            with (self.model.disable_adapter() if peft_model else contextlib.nullcontext()):
+            with self._base_only():
                 yield
             return
-        self.model.set_adapter(self.active_adapter_name)
+        self._ensure_loaded(self.active_adapter_hash)
+        name = self.active_adapter_name
         if self.merge:
-            saved = self._snapshot_lora_bases(self.active_adapter_name)
-            self.model.merge_adapter([self.active_adapter_name])
-            try:
-                yield
-            finally:
-                self.model.unmerge_adapter()
-                self._restore(saved)
+            if self._merged is None or self._merged[0] != name:
+                self._unmerge()
+                self.model.set_adapter(name)
+                saved = self._snapshot_lora_bases(name)
+                self.model.merge_adapter([name])
+                self._merged = (name, saved)
         else:
-            yield
+            self.model.set_adapter(name)
+        yield
+
+    def _unmerge(self) -> None:
+        """Give the base weights back exactly (restoring saved copies, not subtracting the delta)."""
+        if self._merged is not None:
+            self.model.unmerge_adapter()
+            self._restore(self._merged[1])
+            self._merged = None
 
     def _snapshot_lora_bases(self, name: str) -> list:
         """Copies (on the CPU) of the base weights that merging ``name`` changes.
@@ -282,6 +314,7 @@ class Engine:
 
     @contextlib.contextmanager
     def _base_only(self) -> Iterator[None]:
+        self._unmerge()
         with (self.model.disable_adapter() if self._adapters else contextlib.nullcontext()):
             yield
 

@@ -335,6 +335,26 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else ""
 
 
+def weight_module_names(ref: BaseModelRef) -> list[str] | None:
+    """Suffixes of the 2-D ``*.weight`` tensors in the base's safetensors files, read from the file
+    headers only (no weights loaded) -- the same names as :func:`linear_module_names` for the usual
+    decoder layouts, without loading the model. None when the weights are not safetensors."""
+    files = sorted(Path(ref.path).glob("*.safetensors"))
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for f in files:
+        with safe_open(str(f), framework="pt") as fh:
+            for key in fh.keys():
+                parts = key.split(".")
+                if parts[-1] == "weight" and len(parts) >= 2 and "embed" not in parts[-2] \
+                        and len(fh.get_slice(key).get_shape()) == 2:
+                    names.add(parts[-2])
+    return sorted(names)
+
+
 def linear_module_names(model) -> list[str]:
     """Sorted distinct name suffixes of the nn.Linear modules (q_proj, ..., down_proj, lm_head).
 
