@@ -8,7 +8,10 @@ So people can run the same held-out suite in the harness they know:
 
 The task reads a copy of the suite (``dataset_path: json``), sends ``prompt`` as the user turn,
 decodes greedily up to ``max_gen_toks`` and scores ROUGE-L with evalkit's multilingual tokenizer
-through ``utils.py`` (lm-eval's own ROUGE loads a hub script and fails offline).
+through ``utils.py`` (lm-eval's own ROUGE loads a hub script and fails offline), so evalkit must be
+importable where lm_eval runs. lm-eval adds its EOS string to ``until``; the default ``until: []``
+therefore stops where evalkit's generation stops (the end-of-turn token), and on the bundled suite
+the two harnesses produce identical greedy answers (benchmarks/README.md, eval_vs_lm_eval).
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from .io import write_text_atomic
 __all__ = ["export_lm_eval_task"]
 
 _UTILS = '''"""ROUGE-L for the exported evalkit task (evalkit's multilingual tokenizer)."""
-from evalkit.metrics.rouge import rouge_scores
+try:
+    from evalkit.metrics.rouge import rouge_scores
+except ImportError as e:  # lm-eval runs this file: evalkit must be importable in lm-eval's Python
+    raise ImportError("this lm-eval task scores ROUGE-L with evalkit: install evalkit in the Python that runs "
+                      "lm_eval (pip install evalkit, or PYTHONPATH=<evalkit checkout>)") from e
 
 
 def rouge_l(references, predictions):
