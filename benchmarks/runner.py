@@ -17,7 +17,6 @@ Each row: {"name", "ratio" or "value", "target", "met", "detail", "size", "measu
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import os
@@ -306,6 +305,21 @@ def run_benchmarks(names: Sequence[str], ctx: Context, on_row: Optional[Callable
     return rows
 
 
+def _scoring_summary(best: float, s: dict, ref: dict) -> str:
+    """One line naming only the scoring sections the GPU run measured (a run may skip some)."""
+    names = {"evalkit_scoring_unmerged": "evalkit unmerged", "evalkit_scoring_merged": "evalkit merged (--merge)",
+             "evalkit_base_scoring": "evalkit base", "plain_base_scoring": "plain transformers base",
+             "plain_peft_scoring_unmerged": "plain transformers + peft unmerged"}
+    parts = []
+    for key, label in names.items():
+        sec = s.get(key) or {}
+        if sec.get("tokens_per_s"):
+            mfu = f", {sec['mfu_pct']}% MFU" if sec.get("mfu_pct") is not None else ""
+            parts.append(f"{label} {sec['tokens_per_s']:,.0f} tok/s{mfu}")
+    return (f"evalkit Engine.score with the adapter, best {best:,.0f} tok/s; " + "; ".join(parts)
+            + f" (MFU against a measured {ref.get('bf16_matmul_tflops')} TFLOP/s bf16 matmul)")
+
+
 def gpu_rows(gpu: dict) -> list[dict]:
     """The GPU script's JSON (benchmarks/gpu/bench_gpu.py) as two result rows."""
     s = gpu.get("sections", {})
@@ -319,13 +333,7 @@ def gpu_rows(gpu: dict) -> list[dict]:
     best = max(adapter) if adapter else None
     scoring = row("gpu_scoring_adapter", value=best, unit="tokens/s", target="≥ 30,000 tokens/s (adapter)",
                   met=None if best is None else best >= 30_000, detail={
-                      "summary": (f"evalkit Engine.score with the adapter {best:,.0f} tok/s (unmerged "
-                                  f"{tps('evalkit_scoring_unmerged') or 0:,.0f}, merged per call "
-                                  f"{tps('evalkit_scoring_merged') or 0:,.0f}; base {tps('evalkit_base_scoring') or 0:,.0f}) "
-                                  f"vs plain transformers base {tps('plain_base_scoring') or 0:,.0f} "
-                                  f"({(s.get('plain_base_scoring') or {}).get('mfu_pct')}% MFU of "
-                                  f"{ref.get('bf16_matmul_tflops')} TFLOP/s), peft unmerged "
-                                  f"{tps('plain_peft_scoring_unmerged') or 0:,.0f}") if best else "not measured",
+                      "summary": _scoring_summary(best, s, ref) if best else "not measured",
                       "sections": {k: v for k, v in s.items() if "scoring" in k or "merge" in k}})
     plain = tps("plain_peft_generate", "new_tokens_per_s")
     ek = {k: v for k, v in s.items() if k.startswith("evalkit_generate")}
@@ -339,7 +347,8 @@ def gpu_rows(gpu: dict) -> list[dict]:
                   "summary": (f"evalkit {best_k} {ek[best_k]['new_tokens_per_s']:,.0f} new tok/s "
                               f"({ek[best_k]['ms_per_step']} ms/step) vs peft generate batch 32 {plain:,.0f} "
                               f"({(s.get('plain_peft_generate') or {}).get('ms_per_step')} ms/step; floor "
-                              f"{floor_ms:.1f} ms); demo loop (not shipped): {lean_txt}") if ratio else "not measured",
+                              f"{floor_ms:.1f} ms)" + (f"; demo loop (not shipped): {lean_txt}" if lean_txt else ""))
+                  if ratio else "not measured",
                   "sections": {k: v for k, v in s.items() if "generate" in k}})
     return [scoring, gen]
 

@@ -20,7 +20,6 @@ from .metrics.diversity import distinct_n, mode_collapse
 from .metrics.novelty import NoveltyIndex
 from .metrics.registry import NOVELTY_NS
 from .metrics.rouge import ROUGE_TYPES, rouge_scores
-from .metrics.tokenize import tokens
 from .records import Memorization, Sample
 from .stats import bootstrap_ci
 

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that spin while waiting turn a busy CPU (tests, a second job) into a 10-20x slowdown;
-# passive waiting costs next to nothing on an idle one. Only effective before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import contextlib
 import datetime as _dt
@@ -248,36 +245,13 @@ def _encode(tokenizer, conversations: list[Conversation], max_length: int) -> tu
     from .templates import IGNORE_INDEX, encode_conversation
 
     rows, kept = [], []
-    with _cached_vocab(tokenizer):
-        for c in conversations:
-            ids, labels = encode_conversation(tokenizer, list(c.messages), max_length)
-            if all(label == IGNORE_INDEX for label in labels):
-                continue
-            rows.append({"input_ids": ids, "labels": labels})
-            kept.append(c.id)
+    for c in conversations:
+        ids, labels = encode_conversation(tokenizer, list(c.messages), max_length)
+        if all(label == IGNORE_INDEX for label in labels):
+            continue
+        rows.append({"input_ids": ids, "labels": labels})
+        kept.append(c.id)
     return rows, kept
-
-
-@contextlib.contextmanager
-def _cached_vocab(tokenizer):
-    """Serve tokenizer.get_vocab() from one copy while encoding: a fast tokenizer rebuilds the whole dict on
-    every call (~40 ms for a 49k vocabulary), and the template helpers look end markers up several times
-    per conversation (57 s for the 360 bundled conversations without this)."""
-    vocab = tokenizer.get_vocab()
-    shadowed = "get_vocab" in vars(tokenizer)
-    try:
-        tokenizer.get_vocab = lambda: vocab
-    except (AttributeError, TypeError):  # pragma: no cover - a tokenizer class that forbids it
-        yield
-        return
-    try:
-        yield
-    finally:
-        if not shadowed:
-            try:
-                del tokenizer.get_vocab
-            except AttributeError:  # pragma: no cover
-                pass
 
 
 class _Collator:
@@ -336,8 +310,7 @@ def _check_canaries_fit(tokenizer, conversations: list[Conversation], canaries: 
 
     by_id = {c.id: c for c in conversations}
     for canary in canaries:
-        with _cached_vocab(tokenizer):
-            ids, _ = encode_conversation(tokenizer, list(by_id[canary["train_id"]].messages), 1 << 30)
+        ids, _ = encode_conversation(tokenizer, list(by_id[canary["train_id"]].messages), 1 << 30)
         if len(ids) > max_length:
             raise ConfigError(f"canary {canary['id']} was planted at the end of training answer "
                               f"{canary['train_id']!r}, which then needs {len(ids)} tokens: max_length={max_length} "

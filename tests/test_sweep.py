@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning OpenMP threads on a busy CPU
 
 import json
 from pathlib import Path

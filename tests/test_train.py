@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning OpenMP threads on a busy CPU
 
 import json
 import shutil
@@ -324,4 +322,3 @@ def test_encoding_matches_the_template_encoder_and_restores_the_tokenizer(tiny_l
         ids, labels = encode_conversation(tok, list(c.messages), 512)
         assert (row["input_ids"], row["labels"]) == (ids, labels)
         assert any(x != IGNORE_INDEX for x in labels) and labels[0] == IGNORE_INDEX  # assistant tokens only
-    assert "get_vocab" not in vars(tok)
