@@ -3,8 +3,8 @@
 * ``cautious`` — what the seed's author planned to try first: LoRA on q_proj, v_proj only, r=8,
   alpha=16, a moderate learning rate, a short pass over the full training split.
 * ``seedlike`` — what the author actually did, pushed further so that it overfits within a CPU
-  budget: all seven projections, r=16, alpha=32, dropout 0.05, a 10x higher learning rate, several
-  epochs over only 32 conversations ("more epochs on less data").
+  budget: all seven projections, r=16, alpha=32, dropout 0.05, a 10x higher learning rate, six
+  epochs over only 24 conversations ("more epochs on less data").
 
 Step counts are sized for a 2-core CPU (one LoRA step on the default model at batch 8 takes
 ~2-5 s there); ``fast=True`` shrinks everything further for tests on tiny models.
@@ -25,17 +25,25 @@ def demo_configs(base: Optional[str] = None, fast: bool = False) -> dict[str, Tr
     common = dict(base=base or "default", batch_size=8, max_length=192, seed=0, eval_subset=16,
                   warmup_ratio=0.0)
     cautious = TrainConfig(target_modules=["q_proj", "v_proj"], r=8, lora_alpha=16, lora_dropout=0.05,
-                           learning_rate=2e-4, max_steps=4 if fast else 12, eval_steps=2 if fast else 4, **common)
+                           learning_rate=2e-4, max_steps=4 if fast else 8, eval_steps=2 if fast else 4, **common)
     seedlike = TrainConfig(target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                            "down_proj"],
-                           r=16, lora_alpha=32, lora_dropout=0.05, learning_rate=2e-3, train_subset=16 if fast else 32,
+                           r=16, lora_alpha=32, lora_dropout=0.05, learning_rate=2e-3, train_subset=16 if fast else 24,
                            num_epochs=3 if fast else 6, eval_steps=2 if fast else 4, **common)
     return {"cautious": cautious, "seedlike": seedlike}
 
 
 def demo_settings(fast: bool = False) -> EvalSettings:
-    return EvalSettings(max_new_tokens=24 if fast else 64, batch_size=16, train_sample=16 if fast else 32,
-                        extraction_n=4 if fast else 16, n_boot=200 if fast else 1000, max_length=256)
+    return EvalSettings(max_new_tokens=24 if fast else 64, batch_size=32, train_sample=16 if fast else 24,
+                        extraction_n=4 if fast else 8, n_boot=200 if fast else 1000, max_length=256)
+
+
+def demo_thresholds():
+    """The demo caps answers at 64 new tokens to fit a 2-core CPU budget, so SmolLM2's long answers are
+    cut by design there: truncation is not a defect of either adapter in this setting."""
+    from .thresholds import Thresholds
+
+    return Thresholds(truncated_rate_warn=1.0)
 
 
 def run_demo(out: Path, *, base: Optional[str] = None, fast: bool = False, progress: bool = True,
@@ -53,4 +61,4 @@ def run_demo(out: Path, *, base: Optional[str] = None, fast: bool = False, progr
         folders.append(str(out / name))
     console("== comparing (baseline: cautious)")
     return compare_targets(folders, out / "compare", base=base, gate=default_gate(), settings=demo_settings(fast),
-                           engine_kwargs=engine_kwargs, suites=suites)
+                           thresholds=demo_thresholds(), engine_kwargs=engine_kwargs, suites=suites)

@@ -1,7 +1,7 @@
 """`evalkit demo [--out DIR]`: train two contrasting adapters on the bundled data and compare them.
 
 What `make demo` runs. `cautious` (q,v, r=8) against `seedlike` (all seven modules, r=16, a high
-learning rate, several epochs on 32 conversations — built to overfit like the seed's adapter).
+learning rate, six epochs on 24 conversations — built to overfit like the seed's adapter).
 Re-running reuses finished adapters and cached evaluations. Ends with reports/demo/compare/report.html.
 Exit code 0 when the demo ran (whatever the gate says about the overfitting adapter), 2 on bad input.
 """
