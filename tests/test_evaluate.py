@@ -184,3 +184,14 @@ def test_adapter_on_another_base_is_refused(adapters, tiny_mistral, tmp_path, ca
     err = capsys.readouterr().err
     assert "tiny-mistral" in err or "base" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_planted_canaries_are_measured(tiny_llama, mini_data, tmp_path):
+    cfg = TrainConfig(base=str(tiny_llama), train_data=str(mini_data["train"]), val_data=str(mini_data["val"]),
+                      target_modules=["q_proj", "v_proj"], r=4, lora_alpha=8, learning_rate=1e-3, max_steps=1,
+                      eval_steps=1, batch_size=8, max_length=512, canaries=2, seed=0)
+    train(cfg, tmp_path / "can", progress=False, console=lambda *_: None)
+    run = _eval(Engine(str(tiny_llama), cache=False), tmp_path / "can", mini_data)
+    assert len(run.target.training["canaries"]) == 2
+    assert run.summary["canary_extraction_rate"] == 0.0  # one step of training cannot have memorized them
+    assert 0.0 <= run.summary["canary_exposure"] <= 20.0  # log2(10^6) ~ 19.9 is the ceiling
