@@ -47,7 +47,8 @@ __all__ = ["compare_runs", "compute_deltas", "paired_values", "ordered_metrics",
 MODEL_KINDS = ("adapter", "base")  # targets that ran a model (predictions files did not)
 
 
-def _finite(v: Any) -> Optional[float]:
+def finite_or_none(v: Any) -> Optional[float]:
+    """float(v) when it is a finite number, else None (bools, text, NaN and inf are not values)."""
     if v is None or isinstance(v, bool):
         return None
     try:
@@ -55,6 +56,9 @@ def _finite(v: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+_finite = finite_or_none
 
 
 def paired_values(run: RunRecord, source: str) -> dict[str, float]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from ..metrics.registry import METRICS
+from ..comparison import finite_or_none
 from ..records import Comparison, Delta, RunRecord, Sample, Target
 from .diff import ESCAPE_ARTIFACT, word_diff
 
@@ -120,14 +121,7 @@ def lang_of(text: Optional[str]) -> Optional[str]:
 # ---------------------------------------------------------------- numbers
 
 
-def _finite(v: Any) -> Optional[float]:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_finite = finite_or_none  # one definition, shared with the comparison
 
 
 def fmt_num(v: Any) -> str:
