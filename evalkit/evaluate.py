@@ -147,7 +147,7 @@ def _sample(items: Sequence, n: int, seed: int) -> list:
     if len(items) <= n:
         return items
     rng = random.Random(seed)
-    return sorted(rng.sample(items, n), key=items.index)
+    return [items[i] for i in sorted(rng.sample(range(len(items)), n))]
 
 
 def _members(train: list[Conversation], meta: Optional[dict]) -> list[Conversation]:
@@ -164,7 +164,7 @@ def _members(train: list[Conversation], meta: Optional[dict]) -> list[Conversati
 # ------------------------------------------------------------------ model-side measurements
 
 
-def _loss_examples(engine, convs: Sequence[Conversation], split: str, settings: EvalSettings):
+def _loss_examples(engine, convs: Sequence[Conversation], settings: EvalSettings):
     scores = engine.score([list(c.messages) for c in convs], with_base=True, max_length=settings.max_length,
                           batch_size=settings.batch_size)
     out = []
@@ -251,19 +251,10 @@ def _mia_figures(membership: Sequence[MembershipExample], settings: EvalSettings
     if not any(m.member for m in membership) or all(m.member for m in membership):
         return {}, {}, {}, {"warnings": ["membership inference needs both training and validation examples"]}
     mia = evaluate_scores(membership, n_boot=settings.n_boot, seed=settings.seed)
-    summary: dict[str, float] = {}
-    intervals: dict[str, tuple[float, float]] = {}
-    for name, ev in mia.scores.items():
-        summary[f"mia_auc_{name}"] = float(ev.auc)
-        intervals[f"mia_auc_{name}"] = tuple(ev.auc_ci)
-    if mia.mia_auc is not None:
-        summary["mia_auc"] = float(mia.mia_auc)
-        if mia.mia_auc_ci is not None:
-            intervals["mia_auc"] = tuple(mia.mia_auc_ci)
-    if mia.mia_tpr_at_1fpr is not None:
-        summary["mia_tpr_at_1fpr"] = float(mia.mia_tpr_at_1fpr)
-    roc = {name: {"fpr": list(ev.roc.fpr), "tpr": list(ev.roc.tpr), "auc": float(ev.auc)}
-           for name, ev in mia.scores.items()}
+    # MiaSummary already maps itself onto the record's summary / intervals / curves
+    summary = {k: float(v) for k, v in mia.summary.items() if v is not None}
+    intervals = {k: tuple(v) for k, v in mia.intervals.items()}
+    roc = mia.roc
     info = {"primary": mia.primary, "best_score": mia.best_score, "tpr_reliable": mia.tpr_reliable,
             "n_member": mia.n_member, "n_nonmember": mia.n_nonmember, "warnings": list(mia.warnings)}
     return summary, intervals, roc, info
@@ -307,9 +298,9 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     nonmember_sample = _sample(val, settings.train_sample, settings.seed)
     heldout_convs = [Conversation(p.id, tuple(p.messages) + ({"role": "assistant", "content": p.reference},),
                                   p.challenge_ids, p.source) for p in prompt_items]
-    tr = _loss_examples(engine, member_sample, "train", settings)
-    va = _loss_examples(engine, nonmember_sample, "val", settings)
-    ho = _loss_examples(engine, heldout_convs, "heldout", settings)
+    tr = _loss_examples(engine, member_sample, settings)
+    va = _loss_examples(engine, nonmember_sample, settings)
+    ho = _loss_examples(engine, heldout_convs, settings)
     losses = [LossExample(c.id, split, float(s.target.nll), None if s.base is None else float(s.base.nll),
                           int(s.target.n_tokens)) for split, pairs in (("train", tr), ("val", va), ("heldout", ho))
               for c, s in pairs]
