@@ -59,7 +59,7 @@ def base_folder(ctx: Context) -> tuple[str, str]:
     """(spec for evalkit --base, folder for lm-eval pretrained=)."""
     spec = ctx.shared.get("base") or "default"
     if spec == "default":
-        from evalkit.models import resolve_base
+        from evalkit.runtime.models import resolve_base
 
         return "default", str(resolve_base("default").path)
     return str(spec), str(spec)

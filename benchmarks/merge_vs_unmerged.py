@@ -68,7 +68,7 @@ def make_adapter(ref, out: Path, r: int) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from evalkit.models import load_model
+    from evalkit.runtime.models import load_model
 
     torch.manual_seed(0)
     model = load_model(ref, device="cpu")
@@ -98,9 +98,9 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from evalkit.engine import Engine
-    from evalkit.models import resolve_base
-    from evalkit.templates import encode_conversation
+    from evalkit.runtime.engine import Engine
+    from evalkit.runtime.models import resolve_base
+    from evalkit.runtime.chat_templates import encode_conversation
 
     convs, source = eco_conversations(args.n)
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,7 @@ _CHUNK = 500  # keys per SELECT (SQLite's default variable limit is 999 on old b
 
 
 def default_cache_dir() -> Path:
-    from .models import cache_root
+    from .runtime.models import cache_root
 
     return cache_root() / "runs"
 

@@ -51,7 +51,7 @@ def run_demo(out: Path, *, base: Optional[str] = None, fast: bool = False, progr
     """Train both adapters (skipped when up to date), compare them; returns the Comparison."""
     from .gate import default_gate
     from .pipeline import compare_targets
-    from .train import train
+    from .runtime.train import train
 
     out = Path(out)
     folders = []

@@ -1,6 +1,6 @@
 """`evalkit eval` and `evalkit score`: from a target (or predictions) to a RunRecord.
 
-eval, per target (an adapter folder or "base"), through one shared :class:`~evalkit.engine.Engine`:
+eval, per target (an adapter folder or "base"), through one shared :class:`~evalkit.runtime.engine.Engine`:
   1. generate answers to the held-out suites            -> ROUGE, novelty, defects, copying (scoring.py)
   2. score train / val / held-out answers (+ base model) -> losses, loss gap, membership inference
   3. prompt with training user messages                  -> extraction rate (val prompts as the control)
@@ -268,7 +268,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
                     allow_pickle: bool = False, name: Optional[str] = None) -> RunRecord:
     """Evaluate one target ("base" or an adapter folder) with an already-loaded engine."""
-    from .models import adapter_hash
+    from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
     adapter = None if is_base else Path(target)

@@ -69,7 +69,7 @@ def _adapter_base_spec(path: Path) -> Optional[str]:
 
 def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs):
     """One Engine for every model target; the base comes from --base or the adapters' evalkit.json."""
-    from .engine import Engine
+    from .runtime.engine import Engine
 
     model_specs = [s for s in specs if s.kind in ("base", "adapter")]
     if not model_specs:

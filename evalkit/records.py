@@ -31,6 +31,7 @@ __all__ = [
     "MembershipExample",
     "ExtractionExample",
     "Reason",
+    "Notice",
     "Verdict",
     "Target",
     "RunRecord",
@@ -124,6 +125,21 @@ class Reason:
     metric: Optional[str] = None
     value: Optional[float] = None
     threshold: Optional[float] = None
+    # the uncertainty the reason was judged with (issue 9): 95% interval of ``value`` and the n behind it
+    ci_low: Optional[float] = None
+    ci_high: Optional[float] = None
+    n: Optional[int] = None
+    # "crossed" (interval clears the threshold) | "inconclusive" (interval straddles it)
+    # | "not_enough_data" (n below the metric's minimum) | "not_measured" (absent or non-finite)
+    status: str = "crossed"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A record-level warning a person must see (membership override, data audit finding, ...)."""
+
+    code: str  # machine name, e.g. "val_leak", "membership_override"
+    message: str  # one sentence
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,12 @@ class RunRecord:
     curves: dict[str, Any] = field(default_factory=dict)  # novelty curves, ROC points
     settings: dict[str, Any] = field(default_factory=dict)  # generation settings, thresholds used
     provenance: dict[str, Any] = field(default_factory=dict)  # versions, command, created_at
+    # --- added for issues 9-12 (contract shared by the parallel work; see docs/results.md)
+    n: dict[str, int] = field(default_factory=dict)  # summary metric -> n behind it (MIA: per class, the smaller)
+    notices: tuple[Notice, ...] = ()  # record-level warnings shown in the report and by the CLI
+    audit: Optional[dict[str, Any]] = None  # data audit of the train/val/suite files (audit.json's body)
+    lm_eval: dict[str, Any] = field(default_factory=dict)  # capability retention: task -> metrics, stderr, per-doc
+    engine: Optional[dict[str, Any]] = None  # which engine produced the record: {"name", "version", ...}
 
 
 @dataclass(frozen=True)

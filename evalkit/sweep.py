@@ -219,7 +219,7 @@ def _entry(v: Variant, status: str, record: Optional[dict] = None, error: Option
 
 
 def _dry_status(v: Variant) -> str:
-    from .train import read_record, same_run
+    from .runtime.train import read_record, same_run
 
     try:
         record = read_record(v.folder)
@@ -234,7 +234,7 @@ def _dry_status(v: Variant) -> str:
 def run_sweep(plan: SweepPlan, *, dry_run: bool = False, overwrite: bool = False, progress: bool = True,
               console: Callable[[str], None] = print) -> SweepResult:
     """Train every variant of ``plan`` in order (skipping finished ones); see the module docstring."""
-    from .train import train
+    from .runtime.train import train
 
     n = len(plan.variants)
     if dry_run:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from evalkit import generate as G
+from evalkit.runtime import generate as G
 from evalkit.cache import Cache
-from evalkit.engine import Engine, ScoredExample
+from evalkit.runtime.engine import Engine, ScoredExample
 from evalkit.errors import ModelError
 
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -271,7 +271,7 @@ def test_generation_cache_hit_miss_and_resume(tiny_llama, adapters, tmp_path, mo
 
 
 def test_score_cache_hits_and_base_shared_across_adapters(tiny_llama, adapters, tmp_path, monkeypatch):
-    import evalkit.engine as E
+    import evalkit.runtime.engine as E
 
     eng = Engine(str(tiny_llama), device="cpu", cache=Cache(tmp_path / "runs"))
     seen: list[int] = []

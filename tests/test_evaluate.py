@@ -8,10 +8,10 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.config import TrainConfig
-from evalkit.engine import Engine
+from evalkit.runtime.engine import Engine
 from evalkit.evaluate import EvalSettings, evaluate_target
 from evalkit.records import load_comparison, load_run
-from evalkit.train import train
+from evalkit.runtime.train import train
 
 from .conftest import write_jsonl
 
@@ -85,7 +85,7 @@ def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_pa
 
 
 def test_second_run_comes_from_the_cache(adapters, tiny_llama, mini_data, monkeypatch):
-    import evalkit.engine as engine_mod
+    import evalkit.runtime.engine as engine_mod
 
     first = _eval(Engine(str(tiny_llama)), adapters["light"], mini_data)
     calls = []
@@ -130,13 +130,13 @@ def test_compare_writes_everything_and_exit_codes_follow_the_gate(adapters, tiny
         d.mkdir(parents=True)
         (d / "results.json").write_text(json.dumps(json.loads(
             (out / "comparison.json").read_text("utf-8"))["runs"][name]), encoding="utf-8")
-    monkeypatch.setattr("evalkit.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("evalkit.runtime.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
     assert main(["compare", str(tmp_path / "stored" / "base"), str(tmp_path / "stored" / "heavy"),
                  "--out", str(tmp_path / "cmp2"), "--gate", str(failing)]) == 1
 
 
 def test_score_needs_no_model(tmp_path, mini_data, monkeypatch):
-    monkeypatch.setattr("evalkit.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("evalkit.runtime.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
     train_answer = json.loads(mini_data["train"].read_text("utf-8").splitlines()[0])["messages"][-1]["content"]
     preds = write_jsonl(tmp_path / "p.jsonl", [
         {"id": "1", "prompt": "q", "prediction": train_answer, "reference": "Try Meatless Mondays."},

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from evalkit import generate as G
-from evalkit import models as M
+from evalkit.runtime import generate as G
+from evalkit.runtime import models as M
 from evalkit.errors import ModelError
-from evalkit.templates import encode_prompt
+from evalkit.runtime.chat_templates import encode_prompt
 
 SHORT = [{"role": "user", "content": "Hi"}]
 LONG = [{"role": "user", "content": "I drive to work every day and want to cut emissions. Any ideas for me?"}]

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from evalkit import loss as L
-from evalkit import models as M
-from evalkit.templates import IGNORE_INDEX, encode_conversation, encode_prompt
+from evalkit.runtime import loss as L
+from evalkit.runtime import models as M
+from evalkit.runtime.chat_templates import IGNORE_INDEX, encode_conversation, encode_prompt
 
 CONVS = [
     [{"role": "user", "content": "I drive to work every day."},

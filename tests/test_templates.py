@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit import templates as T
+from evalkit.runtime import chat_templates as T
 from evalkit.errors import ModelError
 
 SEED_TEMPLATE = ("{% for message in messages %}{% if message['role'] == 'user' %}<s>[INST] {{ message['content'] }} "

@@ -13,7 +13,7 @@ import pytest
 from evalkit.cli import main
 from evalkit.config import load_config
 from evalkit.errors import ConfigError
-from evalkit.train import LOG_NAME, RECORD_NAME, train
+from evalkit.runtime.train import LOG_NAME, RECORD_NAME, train
 
 REPO = Path(__file__).resolve().parent.parent
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -91,7 +91,7 @@ def test_adapter_reloads_with_peft_and_reproduces_logits(trained, tiny_llama):
 
 def test_evalkit_json_records_provenance(trained, mini_data):
     from evalkit.io import sha256_file
-    from evalkit.models import adapter_hash
+    from evalkit.runtime.models import adapter_hash
 
     result, out, _, cfg = trained
     rec = json.loads((out / RECORD_NAME).read_text(encoding="utf-8"))
@@ -310,9 +310,9 @@ def test_cli_bad_override_value(capsys, tmp_path):
 
 def test_encoding_matches_the_template_encoder_and_restores_the_tokenizer(tiny_llama, mini_data):
     from evalkit.data import load_conversations
-    from evalkit.models import load_tokenizer, resolve_base
-    from evalkit.templates import IGNORE_INDEX, encode_conversation
-    from evalkit.train import _encode
+    from evalkit.runtime.models import load_tokenizer, resolve_base
+    from evalkit.runtime.chat_templates import IGNORE_INDEX, encode_conversation
+    from evalkit.runtime.train import _encode
 
     tok = load_tokenizer(resolve_base(str(tiny_llama)))
     convs = load_conversations(mini_data["train"])[:4]

@@ -239,7 +239,7 @@ def plain_generate(model, prompts, new_tokens: int) -> dict:
 def engine_scoring(engine, convs_batches: list, label: str) -> dict:
     """One warm-up call on the first batch, then ONE Engine.score call over the other batches (as
     `evalkit eval` does: merge/unmerge, when on, happens once per call, not per batch)."""
-    from evalkit.templates import encode_conversation
+    from evalkit.runtime.chat_templates import encode_conversation
 
     B = len(convs_batches[0])
     engine.score(convs_batches[0], max_length=2048, batch_size=B, progress=False)
@@ -404,8 +404,8 @@ def main() -> int:
         torch.cuda.empty_cache()
 
     # ---- evalkit's engine on the same in-memory model
-    import evalkit.engine as ek_engine
-    from evalkit.models import BaseModelRef
+    import evalkit.runtime.engine as ek_engine
+    from evalkit.runtime.models import BaseModelRef
 
     ek_engine.load_model = lambda ref, **kw: model  # the only substitution: no 14 GB file to load
     ref = BaseModelRef(spec=str(tdir), kind="folder", path=tdir, identity="random Mistral-7B shape (bf16)",

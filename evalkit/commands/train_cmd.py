@@ -71,7 +71,7 @@ def overrides_from(args) -> list[str]:
 
 def run(args) -> int:
     from ..config import load_config
-    from ..train import train
+    from ..runtime.train import train
 
     config = load_config(args.config, overrides_from(args))
     result = train(config, args.out, overwrite=args.overwrite, progress=not args.no_progress)

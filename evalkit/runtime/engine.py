@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
-from .cache import Cache, cache_key, decode_array, encode_array
-from .errors import ModelError
+from ..cache import Cache, cache_key, decode_array, encode_array
+from ..errors import ModelError
 from .generate import Generation
 from .generate import generate as _generate
 from .loss import TokenScores

@@ -1,6 +1,6 @@
 """Per-example scores of the assistant tokens under teacher forcing.
 
-For each conversation the tokens labelled by :func:`evalkit.templates.encode_conversation` (every
+For each conversation the tokens labelled by :func:`evalkit.runtime.chat_templates.encode_conversation` (every
 assistant answer and its end marker) are scored. Besides the log-probability of each token we keep the
 Min-K%++ statistics of the full next-token distribution at that position (Zhang et al. 2024):
 
@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .templates import IGNORE_INDEX, encode_conversation
+from .chat_templates import IGNORE_INDEX, encode_conversation
 
 __all__ = ["TokenScores", "score_conversations", "distribution_stats"]
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
-from .io import sha256_text
+from ..errors import ModelError
+from ..io import sha256_text
 
 __all__ = [
     "TemplateInfo",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
-from .io import sha256_file, write_json_atomic
+from ..errors import ModelError
+from ..io import sha256_file, write_json_atomic
 
 __all__ = [
     "DEFAULT_BASE",
@@ -287,12 +287,12 @@ def pick_device(device: str | None = None):
 def load_tokenizer(ref: BaseModelRef, *, chat_template_from_config: bool = False, trust_remote_code: bool = False):
     """The base model's tokenizer with a pad token and a checked chat template.
 
-    Returns the tokenizer; the :class:`evalkit.templates.TemplateInfo` (source, sha256, warnings) is
+    Returns the tokenizer; the :class:`evalkit.runtime.chat_templates.TemplateInfo` (source, sha256, warnings) is
     attached as ``tokenizer.evalkit_template``. Callers set ``padding_side`` themselves.
     """
     from transformers import AutoTokenizer
 
-    from .templates import resolve_chat_template
+    from .chat_templates import resolve_chat_template
 
     try:
         tok = AutoTokenizer.from_pretrained(ref.path, trust_remote_code=trust_remote_code)

@@ -6,7 +6,7 @@ other prompts share its batch — which is what lets the result cache (evalkit/c
 answers item by item. Greedy decoding is batch-independent too: prompts are LEFT-padded with an attention
 mask and position ids counted from the first real token, so padding changes nothing but float rounding.
 
-Rows stop at any end-of-turn token (:func:`evalkit.templates.end_of_turn_ids`); the stop token is not
+Rows stop at any end-of-turn token (:func:`evalkit.runtime.chat_templates.end_of_turn_ids`); the stop token is not
 part of the text. ``hit_max_tokens`` marks answers cut off by ``max_new_tokens``.
 """
 
@@ -17,8 +17,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .errors import ModelError
-from .templates import encode_prompt, end_of_turn_ids
+from ..errors import ModelError
+from .chat_templates import encode_prompt, end_of_turn_ids
 
 __all__ = ["Generation", "generate", "row_seed"]
 

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import __version__
-from .config import TrainConfig, targets_label
-from .data import Conversation, bundled_path, load_conversations
-from .errors import ConfigError, DataError, EvalkitError
-from .io import sha256_file, write_json_atomic
+from .. import __version__
+from ..config import TrainConfig, targets_label
+from ..data import Conversation, bundled_path, load_conversations
+from ..errors import ConfigError, DataError, EvalkitError
+from ..io import sha256_file, write_json_atomic
 
 __all__ = ["train", "TrainResult", "FORMAT", "RECORD_NAME", "LOG_NAME", "data_paths", "same_run",
            "read_record", "temp_prefix", "clean_stale_temps"]
@@ -242,7 +242,7 @@ def _cpu_budget() -> int:
 def _encode(tokenizer, conversations: list[Conversation], max_length: int) -> tuple[list[dict], list[str]]:
     """Token ids and assistant-only labels, and the ids of the conversations kept: those whose answer is cut
     off entirely by max_length are dropped (nothing to learn from)."""
-    from .templates import IGNORE_INDEX, encode_conversation
+    from .chat_templates import IGNORE_INDEX, encode_conversation
 
     rows, kept = [], []
     for c in conversations:
@@ -281,7 +281,7 @@ class _Collator:
 def _plant_canaries(conversations: list[Conversation], n: int, seed: int) -> tuple[list[Conversation], list[dict]]:
     """Plant ``n`` canary secrets into training answers; returns the new list and the canary records."""
     try:
-        from .memorization.canaries import make_canaries, plant
+        from ..memorization.canaries import make_canaries, plant
     except ImportError as e:  # pragma: no cover - the module ships with evalkit
         raise ConfigError(f"canaries={n} needs evalkit.memorization.canaries, which is missing ({e}); "
                           "reinstall evalkit or set canaries=0") from None
@@ -306,7 +306,7 @@ def _plant_canaries(conversations: list[Conversation], n: int, seed: int) -> tup
 
 def _check_canaries_fit(tokenizer, conversations: list[Conversation], canaries: list[dict], max_length: int) -> None:
     """A canary cut off by max_length is never trained on, and would make the memorization test meaningless."""
-    from .templates import encode_conversation
+    from .chat_templates import encode_conversation
 
     by_id = {c.id: c for c in conversations}
     for canary in canaries:
@@ -444,7 +444,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
     from transformers import Trainer, TrainingArguments, set_seed
 
     from .models import load_model, load_tokenizer, pick_device
-    from .templates import describe
+    from .chat_templates import describe
 
     device, dtype = pick_device(config.device)
     tokenizer = load_tokenizer(ref, chat_template_from_config=config.chat_template_from_config,
