@@ -26,7 +26,8 @@ import numpy as np
 from . import __version__
 from .data import Conversation, PromptItem, bundled_path, load_conversations, load_predictions, load_suite
 from .errors import DataError, ModelError
-from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target)
+from .engines.base import MINKPP_NOT_MEASURED, has_distribution
+from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target)
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
@@ -188,8 +189,9 @@ def _membership(members, nonmembers) -> list[MembershipExample]:
     for is_member, pairs in ((True, members), (False, nonmembers)):
         for conv, s in pairs:
             t = s.target
-            scores = {"loss": loss_score(t.nll), "zlib": zlib_score(t.nll, conv.answer),
-                      "minkpp": minkpp_score(t.logprobs, t.mu, t.sigma)}
+            scores = {"loss": loss_score(t.nll), "zlib": zlib_score(t.nll, conv.answer)}
+            if has_distribution(t):  # engines that return only reference-token log-probs cannot give Min-K%++
+                scores["minkpp"] = minkpp_score(t.logprobs, t.mu, t.sigma)
             if s.base is not None:
                 scores["ref"] = ref_score(t.nll, s.base.nll)
             out.append(MembershipExample(conv.id, is_member, {k: float(v) for k, v in scores.items()}))
@@ -267,15 +269,18 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     train_data: Optional[Path] = None, val_data: Optional[Path] = None,
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
                     allow_pickle: bool = False, name: Optional[str] = None) -> RunRecord:
-    """Evaluate one target ("base" or an adapter folder) with an already-loaded engine."""
+    """Evaluate one target ("base", an adapter folder, or "openai:NAME" for an endpoint engine) with an
+    already-loaded engine (:class:`evalkit.engines.base.Engine`)."""
     from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
-    adapter = None if is_base else Path(target)
+    served = str(target)[len("openai:"):] if str(target).startswith("openai:") else None
+    adapter = None if is_base or served else Path(target)
     if adapter is not None and not adapter.is_dir():
         raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
     meta = _training_meta(adapter)
-    engine.use(adapter, allow_pickle=allow_pickle)
+    engine.use(served if served else adapter, allow_pickle=allow_pickle)
+    notices = [Notice("not_measured", m) for m in getattr(engine, "not_measured", ())]
 
     prompt_items = _suites(suites)
     train = load_conversations(_data_path(train_data, meta, "train", "benchmarks/eco/train.jsonl"))
@@ -298,9 +303,9 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     nonmember_sample = _sample(val, settings.train_sample, settings.seed)
     heldout_convs = [Conversation(p.id, tuple(p.messages) + ({"role": "assistant", "content": p.reference},),
                                   p.challenge_ids, p.source) for p in prompt_items]
-    tr = _loss_examples(engine, member_sample, settings)
-    va = _loss_examples(engine, nonmember_sample, settings)
-    ho = _loss_examples(engine, heldout_convs, settings)
+    can_score = getattr(engine, "can_score", True)
+    tr, va, ho = ((_loss_examples(engine, convs, settings) for convs in (member_sample, nonmember_sample,
+                                                                         heldout_convs)) if can_score else ([], [], []))
     losses = [LossExample(c.id, split, float(s.target.nll), None if s.base is None else float(s.base.nll),
                           int(s.target.n_tokens)) for split, pairs in (("train", tr), ("val", va), ("heldout", ho))
               for c, s in pairs]
@@ -324,6 +329,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     for s in text.samples)
 
     membership = _membership(tr, va)
+    if membership and not any("minkpp" in m.scores for m in membership):
+        notices.append(Notice("not_measured", MINKPP_NOT_MEASURED.format(engine=getattr(engine, "name", "?"))))
     intervals = dict(text.intervals)
     curves = dict(text.curves)
     mia_summary, mia_intervals, curves["roc"], mia_info = _mia_figures(membership, settings)
@@ -340,17 +347,17 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
             summary[key] = float(np.mean([e.edit_distance <= EXTRACTION_MAX_DISTANCE for e in rows]))
 
     # 4. canaries, 5. training curve
-    summary.update(_canaries(engine, meta, {c.id: c for c in train}, settings))
+    summary.update(_canaries(engine, meta, {c.id: c for c in train}, settings) if can_score else {})
     log = _read_training_log(adapter)
     summary.update(training_log_summary(log))
 
     th = thresholds or Thresholds()
     base_ref = engine.base_ref
     tgt = Target(
-        name=name or ("base" if is_base else adapter.resolve().name),
-        kind="base" if is_base else "adapter",
-        path=None if is_base else str(adapter),
-        adapter_hash=None if is_base else adapter_hash(adapter),
+        name=name or ("base" if is_base else served or adapter.resolve().name),
+        kind="base" if is_base else "endpoint" if served else "adapter",
+        path=None if is_base else str(target) if served else str(adapter),
+        adapter_hash=None if adapter is None else adapter_hash(adapter),
         base_model=base_ref.identity,
         base_hash=base_ref.content_hash,
         training=meta,
@@ -365,7 +372,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   else "heldout_loss - train_loss",
                   "suites": sorted({p.suite for p in prompt_items}),
                   "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info},
-        provenance=provenance({"engine": engine.describe()}),
+        provenance=provenance({"engine": engine.describe()}), notices=tuple(notices),
+        engine={"name": getattr(engine, "name", "hf"), "version": getattr(engine, "version", None)},
     )
 
 

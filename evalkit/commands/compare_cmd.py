@@ -51,4 +51,6 @@ def run(args) -> int:
                                  thresholds=thresholds_from(args), engine_kwargs=engine_kwargs_from(args),
                                  suites=args.suite, train_data=args.train_data, val_data=args.val_data,
                                  allow_pickle=args.allow_pickle)
-    return report_comparison(comparison, args.out)
+    from ..runtime.data_parallel import is_main_process
+
+    return report_comparison(comparison, args.out) if is_main_process() else 0

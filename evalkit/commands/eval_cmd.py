@@ -19,7 +19,7 @@ from ._options import add_model_options, engine_kwargs_from, settings_from, thre
 def register(sub):
     p = sub.add_parser("eval", help="measure one adapter (or the base) on held-out prompts",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", help="adapter folder or 'base'")
+    p.add_argument("target", help="adapter folder, 'base', or openai:NAME (a model served at --endpoint)")
     p.add_argument("--out", type=Path, required=True, help="output folder for results.json and report.html")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -50,9 +50,14 @@ def run(args) -> int:
         raise ConfigError(f"{args.target} already holds results.json; use `evalkit report {args.target}` "
                           "to re-render it, or pass an adapter folder or 'base'")
     engine = engine_for([spec], args.base, **engine_kwargs_from(args))
-    record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, suites=args.suite,
+    target = {"base": "base", "endpoint": spec.raw}.get(spec.kind, spec.path)
+    record = evaluate_target(engine, target, suites=args.suite,
                              train_data=args.train_data, val_data=args.val_data, settings=settings,
                              thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name)
+    from ..runtime.data_parallel import is_main_process
+
+    if not is_main_process():  # data parallel: this rank computed its shard; rank 0 writes
+        return 0
     write_run_outputs(record, args.out)
     print_run(record)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'report.html'}")
