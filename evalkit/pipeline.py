@@ -118,7 +118,8 @@ def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs
         from .runtime.vllm_engine import VllmEngine
 
         engine = VllmEngine(base, adapters=[s.path for s in model_specs if s.kind == "adapter"],
-                            **vllm_options, **engine_kwargs)
+                            include_base=any(s.kind == "base" for s in model_specs), **vllm_options,
+                            **engine_kwargs)
     else:
         from .runtime.data_parallel import from_environment
         from .runtime.engine import Engine

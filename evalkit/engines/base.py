@@ -49,7 +49,8 @@ MINKPP_NOT_MEASURED = ("minkpp needs the full next-token distribution at every p
 
 def has_distribution(s: TokenScores) -> bool:
     """Whether the scores carry the Min-K%++ moments (mu, sigma) of the full next-token distribution."""
-    return len(s.mu) == len(s.logprobs) and len(s.sigma) == len(s.logprobs)
+    mu, sigma = getattr(s, "mu", None), getattr(s, "sigma", None)
+    return mu is not None and sigma is not None and len(mu) == len(s.logprobs) == len(sigma)
 
 
 @runtime_checkable
