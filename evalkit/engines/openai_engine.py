@@ -291,7 +291,13 @@ class EndpointEngine:
             return [self._generation("".join(texts.get(i, [])), finish.get(i), n_total if n == 1 else None)
                     for i in range(n)]
 
-        return self._request("POST", "/chat/completions", json=body, attempt_fn=read)
+        try:
+            return self._request("POST", "/chat/completions", json=body, attempt_fn=read)
+        except EndpointError as e:  # servers that predate stream_options refuse it: ask once without
+            if ": HTTP 400" not in str(e):
+                raise
+            del body["stream_options"]
+            return self._request("POST", "/chat/completions", json=body, attempt_fn=read)
 
     @staticmethod
     def _generation(text: str, finish_reason: Optional[str], completion_tokens: Optional[int]) -> Generation:

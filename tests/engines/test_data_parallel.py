@@ -46,6 +46,8 @@ def test_two_processes_equal_one_process_byte_for_byte(tiny_llama, mini_data, tm
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count("wrote ") == 1  # only rank 0 writes and prints
     assert _stable(tmp_path / "one" / "results.json") == _stable(tmp_path / "two" / "results.json")
+    engine = json.loads((tmp_path / "one" / "results.json").read_text(encoding="utf-8"))["engine"]
+    assert engine["name"] == "hf" and "transformers" in engine["version"]
 
     # resumable: a rerun of the sharded job finds every shard in the cache and writes (computes) nothing
     def written():

@@ -1,8 +1,8 @@
 """vLLM engine and a real vLLM OpenAI-compatible server against the hf engine, on the default model, CPU, fp32.
 
 One offline LLM (pooled: the CLI compare and the equivalence tests share it) and one server start. Two LoRA
-adapters are made with peft on the default model (random B matrices, so they really change the answers;
-no training needed): r=8 on q/v, r=16 on all seven projections.
+adapters are made with peft on the default model (benchmarks/engines/bench_engines.py: random B matrices, so
+they really change the answers; no training needed): r=8 on q/v, r=16 on all seven projections.
 
 Definitions checked: greedy answers identical to the hf engine on >= 95% of the bundled prompts (the rest
 printed), per-token log-probs of reference answers within 1e-3, endpoint answers (streamed and not) equal to
@@ -44,25 +44,9 @@ def base_ref():
 
 @pytest.fixture(scope="module")
 def adapters(base_ref, tmp_path_factory):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from benchmarks.engines.bench_engines import demo_loras
 
-    out = {}
-    for name, r, targets, seed in (("qv", 8, ["q_proj", "v_proj"], 1),
-                                   ("all7", 16, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                 "down_proj"], 2)):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_pretrained(base_ref.path, dtype=torch.float32)
-        peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets))
-        with torch.no_grad():
-            for n, p in peft_model.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0.0, 0.02)
-        folder = tmp_path_factory.mktemp(name)
-        peft_model.save_pretrained(folder)
-        out[name] = folder
-    return out
+    return demo_loras(base_ref.path, tmp_path_factory.mktemp("loras"))
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +201,11 @@ def test_models_listing_names_base_and_adapters(server):
     cards = {m["id"]: m for m in httpx.get(server + "/models").json()["data"]}
     assert set(cards) == {"base", "qv", "all7"} and cards["qv"]["parent"] == "base"
     print(json.dumps(cards["qv"]))
+
+
+def test_adapter_rank_above_max_lora_rank_is_refused(adapters):
+    from evalkit.errors import ModelError
+    from evalkit.runtime.vllm_engine import VllmEngine
+
+    with pytest.raises(ModelError, match=r"has rank 16, above --max-lora-rank 8"):
+        VllmEngine("default", adapters=[adapters["all7"]], max_lora_rank=8, cache=False)
