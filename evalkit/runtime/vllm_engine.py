@@ -167,6 +167,11 @@ class VllmEngine(Engine):
     @property
     def llm(self):
         if self._llm is None:
+            import os
+
+            # On a busy CPU one step of a large LoRA batch (the CPU LoRA kernels gather weights per token) can
+            # outlast vLLM's 300 s worker RPC timeout, which kills the engine; allow an hour per step.
+            os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
             from vllm import LLM
 
             self._llm_max_loras = max(1, len(self._lora_ids))
