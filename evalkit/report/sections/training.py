@@ -38,7 +38,8 @@ def build_training(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -
         for r in rows:
             by_step.setdefault(float(r["step"]), {})[h.idx] = (r.get("train_loss"), r.get("val_loss"))
     small = len(logged) > OVERLAY_MAX
-    if small:
+    if small:  # the chart's title names the adapter; the legend only says which line is which
+        per_adapter = [(h, [(label.rsplit(" ", 1)[-1], *rest) for label, *rest in ss]) for h, ss in per_adapter]
         ys = [finite(y) for _, ss in per_adapter for s in ss for y in s[4]]
         ys = [y for y in ys if y is not None]
         xs = [finite(x) for _, ss in per_adapter for s in ss for x in s[3]]
