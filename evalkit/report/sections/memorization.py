@@ -45,8 +45,9 @@ class FlaggedItem:
 @dataclass(frozen=True)
 class FlaggedGroup:
     target: TargetHead
-    items: tuple[FlaggedItem, ...]
+    items: tuple[FlaggedItem, ...]  # empty in a sweep: the pager shows them two targets at a time
     n_samples: int
+    n_flagged: int
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class MemorizationView:
 
     @property
     def empty(self) -> bool:
-        return not (self.roc or self.novelty or any(g.items for g in self.flagged) or self.extraction)
+        return not (self.roc or self.novelty or any(g.n_flagged for g in self.flagged) or self.extraction)
 
 
 def _roc_chart(h: TargetHead, run: RunRecord) -> Optional[LineChart]:
@@ -121,14 +122,18 @@ def _novelty_chart(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -
                       y_label="novel share", y_range=(0, 1), integer_x=True, width=520, height=300)
 
 
-def _flagged(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -> tuple[FlaggedGroup, ...]:
+def _flagged(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord], counts_only: bool) -> tuple[FlaggedGroup, ...]:
     groups = []
     for h in heads:
         run = runs[h.name]
         items = []
+        n_flagged = 0
         for s in run.samples:
             flags = tuple(f for f in s.flags if f in MEMO_FLAGS)
             if not flags:
+                continue
+            n_flagged += 1
+            if counts_only:
                 continue
             m = s.memorization
             if m is None:
@@ -145,7 +150,7 @@ def _flagged(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -> tupl
                 s.id, s.suite, flags, text_segments(s.prompt), lang_of(s.prompt), pred, lang_of(s.prediction),
                 m.train_id, train, lang_of(m.train_answer), fmt_num(m.span_tokens), ok_pred and ok_train,
                 m.nearest_id or "", nearest, fmt_num(m.edit_distance) if m.edit_distance is not None else ""))
-        groups.append(FlaggedGroup(h, tuple(items), len(run.samples)))
+        groups.append(FlaggedGroup(h, tuple(items), len(run.samples), n_flagged))
     return tuple(groups)
 
 
@@ -174,5 +179,5 @@ def _extraction(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -> t
 def build_memorization(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord],
                        compact: bool = False) -> MemorizationView:
     roc = tuple((h, c) for h in heads if (c := _roc_chart(h, runs[h.name])) is not None)
-    return MemorizationView(roc, _novelty_chart(heads, runs), _flagged(heads, runs), _extraction(heads, runs),
-                            compact)
+    return MemorizationView(roc, _novelty_chart(heads, runs), _flagged(heads, runs, counts_only=compact),
+                            _extraction(heads, runs), compact)

@@ -205,7 +205,7 @@ def build_pager(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord], firs
                 col.append(None)
                 continue
             a: dict[str, Any] = {"p": s.prediction, "f": list(s.flags),
-                                 "m": [[k, v] for k, v in _sample_metrics(s)[:4]], "n": None}
+                                 "m": [[k, v] for k, v in _sample_metrics(s)[:3]], "n": None}
             near = _nearest(s.memorization)
             m = s.memorization
             if near is not None:
