@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# a step of a big LoRA batch on a busy CPU can outlast vLLM's 300 s worker timeout (docs/engines.md)
+SERVER_ENV = {**os.environ, "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "3600"}
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -128,7 +130,7 @@ def main() -> int:
            "--max-model-len", "4096", "--seed", "0", "--host", "127.0.0.1", "--port", str(port)]
     t = time.perf_counter()
     log = open(work / "server.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV)
     try:
         import httpx
 

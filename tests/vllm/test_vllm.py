@@ -25,6 +25,8 @@ import pytest
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
+# a step of a big LoRA batch on a busy CPU can outlast vLLM's 300 s worker timeout (docs/engines.md)
+SERVER_ENV = {**os.environ, "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "3600"}
 NEW_TOKENS = 32
 # every bundled prompt (128) in CI; EVALKIT_VLLM_TEST_PROMPTS=N runs the first N on a busy machine
 N_PROMPTS = int(os.environ.get("EVALKIT_VLLM_TEST_PROMPTS", "0")) or None
@@ -144,7 +146,7 @@ def server(results, base_ref, adapters, tmp_path_factory):
            "--lora-modules", f"qv={adapters['qv']}", f"all7={adapters['all7']}", "--dtype", "float32",
            "--max-model-len", "4096", "--seed", "0", "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=SERVER_ENV)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         import httpx
