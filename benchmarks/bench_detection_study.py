@@ -17,7 +17,7 @@ Targets (issue 11): the verdict is never ``ok`` for the strongest half of the la
 Spearman(loss_gap, TPR@10%) >= 0.9 (Mireshghallah et al. 2022 report 0.995 on GPT-2).
 
 Sizes: ``small`` (the committed figures; ~30-60 min on a shared 2-core CPU): 24 training conversations,
-max_length 160, 24 validation conversations (the non-members), 12 held-out English prompts, 40 new tokens; ``tiny`` (the tests): two adapters on the
+max_length 160, 16 validation conversations (the non-members), 8 held-out English prompts, 32 new tokens; ``tiny`` (the tests): two adapters on the
 base given in ``ctx.shared["base"]`` (a tiny random model), 8 conversations, a few prompts.
 """
 
@@ -41,18 +41,18 @@ QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 # (name, target_modules, r, alpha, learning_rate, epochs, canary_repeats): strength rises down the list
 LADDER = [
     ("s1_qv_lr2e-5_e1_k1", QV, 8, 16, 2e-5, 1, 1),
-    ("s2_qv_lr1e-4_e2_k1", QV, 8, 16, 1e-4, 2, 1),
+    ("s2_qv_lr1e-4_e1_k1", QV, 8, 16, 1e-4, 1, 1),
     ("s3_qkvo_lr2e-4_e2_k2", QKVO, 16, 32, 2e-4, 2, 2),
-    ("s4_all7_lr2e-4_e3_k4", ALL7, 16, 32, 2e-4, 3, 4),
-    ("s5_all7_lr5e-4_e4_k8", ALL7, 16, 32, 5e-4, 4, 8),
-    ("s6_all7_lr1e-3_e5_k8", ALL7, 16, 32, 1e-3, 5, 8),
-    ("s7_all7_lr2e-3_e6_k8", ALL7, 16, 32, 2e-3, 6, 8),
+    ("s4_all7_lr3e-4_e2_k4", ALL7, 16, 32, 3e-4, 2, 4),
+    ("s5_all7_lr5e-4_e3_k8", ALL7, 16, 32, 5e-4, 3, 8),
+    ("s6_all7_lr1e-3_e3_k8", ALL7, 16, 32, 1e-3, 3, 8),
+    ("s7_all7_lr2e-3_e4_k8", ALL7, 16, 32, 2e-3, 4, 8),
 ]
-TEMPLATED = ("templated_seed_all7_lr2e-4_e3", ALL7, 16, 32, 2e-4, 3, 0)
+TEMPLATED = ("templated_seed_all7_lr2e-4_e2", ALL7, 16, 32, 2e-4, 2, 0)  # the seed's LoRA config
 
 SIZES = {
-    "small": dict(ladder=LADDER, n_train=24, n_val=24, n_prompts=12, max_length=160, max_new_tokens=40,
-                  tpl_train=32, tpl_val=16, canaries=2, extraction_n=6, n_boot=500, canary_candidates=20),
+    "small": dict(ladder=LADDER, n_train=24, n_val=16, n_prompts=8, max_length=160, max_new_tokens=32,
+                  tpl_train=32, tpl_val=16, canaries=2, extraction_n=4, n_boot=500, canary_candidates=15),
     "tiny": dict(ladder=[LADDER[0], LADDER[-1]], n_train=8, n_val=8, n_prompts=4, max_length=352,
                  max_new_tokens=8, tpl_train=8, tpl_val=4, canaries=1, extraction_n=2, n_boot=50,
                  canary_candidates=5),
@@ -145,6 +145,7 @@ def _spearman(rows: list[dict]) -> dict:
 
 
 def run(ctx: Context) -> dict:
+    from evalkit.cache import Cache
     from evalkit.evaluate import EvalSettings, evaluate_target
     from evalkit.pipeline import engine_for, parse_targets
     from evalkit.runtime.train import train
@@ -155,34 +156,30 @@ def run(ctx: Context) -> dict:
     base = ctx.shared.get("base", "default")
     data = _data(ctx, size)
     runs = ctx.work / NAME / "adapters"
-    specs = [(spec, data["train"], data["val"], i + 1) for i, spec in enumerate(size["ladder"])]
-    specs.append((TEMPLATED, data["tpl_train"], data["tpl_val"], None))
-    trained = []
-    for spec, train_path, val_path, strength in specs:
-        t0 = time.perf_counter()
-        ctx.log(f"  [{NAME}] training {spec[0]}")
-        train(_config(spec, base, train_path, val_path, size), runs / spec[0], progress=False,
-              console=lambda m: None)
-        trained.append((spec, train_path, val_path, strength, time.perf_counter() - t0))
-
     settings = EvalSettings(max_new_tokens=size["max_new_tokens"], batch_size=32, train_sample=64,
                             extraction_n=size["extraction_n"], max_length=size["max_length"] + 32,
                             n_boot=size["n_boot"], canary_candidates=size["canary_candidates"])
     # answers are cut at max_new_tokens by design here (CPU budget): truncation is no defect in this study
     thresholds = Thresholds(truncated_rate_warn=1.0)
-    from evalkit.cache import Cache
-
     engine = engine_for(parse_targets(["base"]), base, cache=Cache(ctx.work / NAME / "cache"))
+    specs = [(("base",) + (None,) * 6, data["train"], data["val"], 0)]
+    specs += [(spec, data["train"], data["val"], i + 1) for i, spec in enumerate(size["ladder"])]
+    specs.append((TEMPLATED, data["tpl_train"], data["tpl_val"], None))
     rows = []
-    for spec, train_path, val_path, strength, train_s in [(("base",) + (None,) * 6, data["train"], data["val"], 0,
-                                                           0.0)] + trained:
+    for spec, train_path, val_path, strength in specs:  # train then evaluate each, weakest first
         t0 = time.perf_counter()
-        ctx.log(f"  [{NAME}] evaluating {spec[0]}")
+        if spec[0] != "base":
+            ctx.log(f"  [{NAME}] training {spec[0]}")
+            train(_config(spec, base, train_path, val_path, size), runs / spec[0], progress=False,
+                  console=lambda m: None)
+        train_s, t0 = time.perf_counter() - t0, time.perf_counter()
         target = "base" if spec[0] == "base" else runs / spec[0]
         record = evaluate_target(engine, target, suites=[data["suite"]], train_data=train_path, val_data=val_path,
                                  settings=settings, thresholds=thresholds, name=spec[0])
         rows.append(_variant_row(spec[0], strength, record, train_s, time.perf_counter() - t0, spec[6] or 0))
-        ctx.log(f"  [{NAME}] {spec[0]}: {rows[-1]['verdict']} {rows[-1]['reasons']}")
+        ctx.log(f"  [{NAME}] {spec[0]}: {rows[-1]['verdict']} {rows[-1]['reasons']} "
+                f"(train {train_s:.0f} s, eval {rows[-1]['eval_s']:.0f} s)")
+        (ctx.work / NAME / "partial.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
     ladder = [r for r in rows if r["strength"] is not None]
     rho = _spearman(ladder)

@@ -10,7 +10,7 @@ import pytest
 from benchmarks.templated.generate import make_split, write_jsonl
 from evalkit.audit import audit_data, audit_files
 from evalkit.cli import main
-from evalkit.data import Conversation
+from evalkit.data import Conversation, PromptItem
 from evalkit.records import DataAudit, from_dict, to_dict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,10 +50,9 @@ def test_heldout_leak_and_val_prompt_duplicates():
     train = [conv("t1", "an answer about bikes and buses " * 2, user="how do I get to work without a car today"),
              conv("t2", "an answer about lamps and bulbs " * 2, user="my electricity bill is far too high lately")]
     val = [conv("v1", "something new " * 3, user="how do I get to work without a car today?")]
-    suite = [__import__("evalkit.data", fromlist=["PromptItem"]).PromptItem(
-        "h1", "mine", ({"role": "user", "content": "My electricity bill is far too high lately"},), "ref one"),
-        __import__("evalkit.data", fromlist=["PromptItem"]).PromptItem(
-        "h2", "mine", ({"role": "user", "content": "what about a garden for the kids"},), "ref two")]
+    suite = [PromptItem("h1", "mine", ({"role": "user", "content": "My electricity bill is far too high lately"},),
+                        "ref one"),
+             PromptItem("h2", "mine", ({"role": "user", "content": "what about a garden for the kids"},), "ref two")]
     a = audit_data(train, val, [suite])
     assert a.summary["val_prompt_near_dup_rate"] == 1.0  # one extra "?" in 41 characters
     assert a.suites["mine"]["heldout_prompt_near_dup_rate"] == 0.5
@@ -63,8 +62,7 @@ def test_heldout_leak_and_val_prompt_duplicates():
 
 def test_templated_split_leaks_and_the_bundled_eco_split_does_not(tmp_path):
     train, val = make_split(160, 40, seed=0)
-    t = audit_files(write_jsonl(train, tmp_path / "t.jsonl") or tmp_path / "t.jsonl",
-                    write_jsonl(val, tmp_path / "v.jsonl") or tmp_path / "v.jsonl")
+    t = audit_files(write_jsonl(train, tmp_path / "t.jsonl"), write_jsonl(val, tmp_path / "v.jsonl"))
     assert t.summary["val_answer_near_dup_rate"] >= 0.9
     assert {"val_leak", "templated_answers"} <= {w.code for w in t.warnings}
     eco = audit_files(REPO / "benchmarks/eco/train.jsonl", REPO / "benchmarks/eco/val.jsonl",

@@ -62,8 +62,9 @@ def make_split(n_train: int = 160, n_val: int = 40, seed: int = 0) -> tuple[list
     return sorted(rows[:n_train], key=lambda r: r["id"]), sorted(rows[n_train:], key=lambda r: r["id"])
 
 
-def write_jsonl(rows: list[dict], path: Path) -> None:
+def write_jsonl(rows: list[dict], path: Path) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 def main() -> None:
