@@ -70,7 +70,7 @@ def test_skeleton_replay_levels():
 
 def test_seed_config_on_a_templated_split_is_not_ok_and_says_why(tiny_llama, mini_data, tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
-    tr, va = make_split(32, 8, seed=0)
+    tr, va = make_split(64, 16, seed=0)
     train_path, val_path = write_jsonl(tr, tmp_path / "t.jsonl"), write_jsonl(va, tmp_path / "v.jsonl")
     # the seed's LoRA config: all seven modules, r=16, alpha=32, lr 2e-4, 2 epochs
     cfg = TrainConfig(base=str(tiny_llama), train_data=str(train_path), val_data=str(val_path), r=16, lora_alpha=32,
