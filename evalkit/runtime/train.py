@@ -282,7 +282,8 @@ def _plant_canaries(conversations: list[Conversation], n: int, seed: int,
                     repeats: int = 1) -> tuple[list[Conversation], list[dict]]:
     """Plant ``n`` canary secrets into training answers; returns the new list and the canary records.
 
-    With ``repeats`` > 1 each planted conversation is appended ``repeats - 1`` more times (ids ``ID#dupK``).
+    With ``repeats`` > 1 each planted conversation is appended ``repeats - 1`` more times, under its own id
+    (so evalkit.json's ``used_ids`` still names rows of the training file).
     """
     try:
         from ..memorization.canaries import make_canaries, plant
@@ -306,7 +307,7 @@ def _plant_canaries(conversations: list[Conversation], n: int, seed: int,
         out[index] = Conversation(c.id, tuple(msgs), c.challenge_ids, c.source)
         records.append({"id": canary.id, "text": canary.text, "secret": canary.secret, "train_id": c.id,
                         "repeats": repeats})
-        out.extend(Conversation(f"{c.id}#dup{k}", tuple(msgs), c.challenge_ids, c.source) for k in range(1, repeats))
+        out.extend(Conversation(c.id, tuple(msgs), c.challenge_ids, c.source) for _ in range(1, repeats))
     return out, records
 
 
@@ -564,7 +565,8 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "base": base_info,  # the shape models.adapter_base_hash() reads
             "data": {
                 "train": {"path": str(train_path), "sha256": train_sha, "n_examples": len(train_all),
-                          "n_used": len(train_rows), "n_cut_off": train_dropped, "used_ids": used_ids},
+                          "n_used": len(train_rows), "n_cut_off": train_dropped,
+                          "used_ids": list(dict.fromkeys(used_ids))},
                 "val": {"path": str(val_path), "sha256": val_sha, "n_examples": len(val_all),
                         "n_used": len(val_rows), "n_cut_off": val_dropped},
             },
