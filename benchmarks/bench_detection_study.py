@@ -42,17 +42,17 @@ QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 LADDER = [
     ("s1_qv_lr2e-5_e1_k1", QV, 8, 16, 2e-5, 1, 1),
     ("s2_qv_lr1e-4_e1_k1", QV, 8, 16, 1e-4, 1, 1),
-    ("s3_qkvo_lr2e-4_e2_k2", QKVO, 16, 32, 2e-4, 2, 2),
-    ("s4_all7_lr3e-4_e2_k4", ALL7, 16, 32, 3e-4, 2, 4),
-    ("s5_all7_lr5e-4_e3_k8", ALL7, 16, 32, 5e-4, 3, 8),
-    ("s6_all7_lr1e-3_e3_k8", ALL7, 16, 32, 1e-3, 3, 8),
-    ("s7_all7_lr2e-3_e4_k8", ALL7, 16, 32, 2e-3, 4, 8),
+    ("s3_qkvo_lr3e-4_e1_k2", QKVO, 16, 32, 3e-4, 1, 2),
+    ("s4_all7_lr5e-4_e1_k4", ALL7, 16, 32, 5e-4, 1, 4),
+    ("s5_all7_lr1e-3_e2_k8", ALL7, 16, 32, 1e-3, 2, 8),
+    ("s6_all7_lr2e-3_e2_k8", ALL7, 16, 32, 2e-3, 2, 8),
+    ("s7_all7_lr3e-3_e3_k8", ALL7, 16, 32, 3e-3, 3, 8),
 ]
 TEMPLATED = ("templated_seed_all7_lr2e-4_e2", ALL7, 16, 32, 2e-4, 2, 0)  # the seed's LoRA config
 
 SIZES = {
     "small": dict(ladder=LADDER, n_train=24, n_val=16, n_prompts=8, max_length=160, max_new_tokens=32,
-                  tpl_train=32, tpl_val=16, canaries=2, extraction_n=4, n_boot=500, canary_candidates=15),
+                  tpl_train=24, tpl_val=16, canaries=1, extraction_n=4, n_boot=500, canary_candidates=15),
     "tiny": dict(ladder=[LADDER[0], LADDER[-1]], n_train=8, n_val=8, n_prompts=4, max_length=352,
                  max_new_tokens=8, tpl_train=8, tpl_val=4, canaries=1, extraction_n=2, n_boot=50,
                  canary_candidates=5),
