@@ -63,6 +63,9 @@ SIGNALS = ["loss_gap", "loss_gap_val", "loss_gap_heldout", "val_gain", "heldout_
            "skeleton_replay_rate", "novelty_gap_4", "canary_extraction_rate", "canary_exposure"]
 
 
+FALLS = {"heldout_gain": -1, "novelty_gap_4": -1}  # signals that fall as memorization rises
+
+
 def _write_jsonl(rows, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -181,6 +184,15 @@ def run(ctx: Context) -> dict:
                 f"(train {train_s:.0f} s, eval {rows[-1]['eval_s']:.0f} s)")
         (ctx.work / NAME / "partial.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
+    return summarize(rows, time.perf_counter() - t_start, setup={
+        **{k: v for k, v in size.items() if k != "ladder"}, "base": str(base),
+        "ladder": [sp[0] for sp in size["ladder"]], "templated": TEMPLATED[0],
+        "eval": {"max_new_tokens": settings.max_new_tokens, "extraction_n": settings.extraction_n,
+                 "n_boot": settings.n_boot}})
+
+
+def summarize(rows: list[dict], wall: float, setup: dict, complete: bool = True) -> dict:
+    """The result row from the per-variant rows (also for a run stopped early: ``complete=False``)."""
     ladder = [r for r in rows if r["strength"] is not None]
     rho = _spearman(ladder)
     n_half = len(ladder) // 2
@@ -193,18 +205,16 @@ def run(ctx: Context) -> dict:
         "spearman_gap_tpr_ge_0.9": (rho["loss_gap_vs_mia_tpr_at_10fpr"] or -1) >= 0.9,
         "templated_not_ok": all(r["verdict"] != "ok" for r in rows if r["strength"] is None),
     }
-    failed_to_order = [k for k, v in rho.items() if k in SIGNALS and (v is None or v < 0.5)]
-    wall = time.perf_counter() - t_start
+    # a signal orders the ladder when it moves the expected way: rho >= 0.5 (<= -0.5 where memorizing lowers it)
+    failed_to_order = [k for k, v in rho.items() if k in SIGNALS and (v is None or FALLS.get(k, 1) * v < 0.5)]
     value = rho["loss_gap_vs_mia_tpr_at_10fpr"]
     detail = {
         "summary": (f"{len(rows)} variants in {wall / 60:.1f} min; Spearman(loss_gap, TPR@10%) = {value}; "
                     + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in checks.items())
-                    + f"; signals not ordering the ladder (rho < 0.5 or undefined): {', '.join(failed_to_order)}"),
+                    + f"; signals not ordering the ladder (|rho| < 0.5 the expected way, or undefined): {', '.join(failed_to_order)}"),
         "variants": rows, "spearman_vs_strength": rho, "checks": checks, "signals_failed_to_order": failed_to_order,
-        "wall_s": round(wall, 1),
-        "setup": {k: v for k, v in size.items() if k != "ladder"} | {
-            "base": str(base), "ladder": [s[0] for s in size["ladder"]], "templated": TEMPLATED[0],
-            "eval": {"max_new_tokens": settings.max_new_tokens, "extraction_n": settings.extraction_n,
-                     "n_boot": settings.n_boot}},
+        "wall_s": round(wall, 1), "complete": complete, "setup": setup,
     }
-    return row(NAME, value=value, target=TARGET, met=all(checks.values()), detail=detail)
+    if not complete:
+        detail["summary"] = f"INCOMPLETE ({len(rows)} variants evaluated before it was stopped): " + detail["summary"]
+    return row(NAME, value=value, target=TARGET, met=all(checks.values()) and complete, detail=detail)
