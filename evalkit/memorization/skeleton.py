@@ -48,28 +48,37 @@ class SkeletonMasker:
     def __init__(self, frame_words: Iterable[str], catalog_names: Sequence[str] = ()):
         self.frame_words = frozenset(frame_words)
         names = sorted({n.strip() for n in catalog_names if n and n.strip()}, key=len, reverse=True)
+        self.catalog_names = tuple(names)
         # longest first, so "Zero food waste week" wins over a shorter name inside it
         self._names = re.compile("|".join(re.escape(n) for n in names), re.IGNORECASE) if names else None
 
     @classmethod
     def fit(cls, answers: Sequence[str], catalog_names: Sequence[str] = ()) -> "SkeletonMasker":
         """Frame words = stop words + words in >= FRAME_MIN_SHARE (and >= FRAME_MIN_COUNT) of ``answers``."""
-        df: Counter = Counter()
-        for text in answers:
-            df.update(set(tokens(text)))
-        need = max(FRAME_MIN_COUNT, FRAME_MIN_SHARE * len(answers))
-        frequent = {w for w, c in df.items() if c >= need and not any(ch.isdigit() for ch in w)}
-        return cls(ENGLISH_STOP_WORDS | frequent, catalog_names)
+        masker = cls((), catalog_names)
+        return masker.fitted([masker.pieces(t) for t in answers])
 
-    def skeleton(self, text: str) -> Optional[str]:
-        """The skeleton of ``text``, or None when it has fewer than MIN_FRAME_WORDS frame words."""
-        pieces = self._names.split(text) if self._names is not None else [text]
+    def fitted(self, pieces: Sequence[list[list[str]]]) -> "SkeletonMasker":
+        """``fit`` on answers already split by :meth:`pieces` (each answer tokenized once)."""
+        df: Counter = Counter()
+        for p in pieces:
+            df.update({tok for piece in p for tok in piece})
+        need = max(FRAME_MIN_COUNT, FRAME_MIN_SHARE * len(pieces))
+        frequent = {w for w, c in df.items() if c >= need and not any(ch.isdigit() for ch in w)}
+        return SkeletonMasker(ENGLISH_STOP_WORDS | frequent, self.catalog_names)
+
+    def pieces(self, text: str) -> list[list[str]]:
+        """The word tokens of ``text`` between catalog names (one list per stretch)."""
+        return [tokens(p) for p in (self._names.split(text) if self._names is not None else [text])]
+
+    def skeleton(self, text: str, pieces: Optional[list[list[str]]] = None) -> Optional[str]:
+        """The skeleton of ``text`` (or of its precomputed ``pieces``); None with < MIN_FRAME_WORDS frame words."""
         out: list[str] = []
         kept = 0
-        for i, piece in enumerate(pieces):
+        for i, piece in enumerate(pieces if pieces is not None else self.pieces(text)):
             if i:
                 out.append(SLOT)  # a catalog name stood here
-            for tok in tokens(piece):
+            for tok in piece:
                 if tok in self.frame_words and not any(ch.isdigit() for ch in tok):
                     out.append(tok)
                     kept += 1
@@ -97,8 +106,10 @@ class SkeletonIndex:
     def build(cls, answers: Sequence[tuple[str, str]], catalog_names: Sequence[str] = (),
               masker: Optional[SkeletonMasker] = None) -> "SkeletonIndex":
         """Index (id, text) training answers; the frame words are fitted on them unless ``masker`` is given."""
-        masker = masker or SkeletonMasker.fit([t for _, t in answers], catalog_names)
-        return cls(masker, [i for i, _ in answers], [masker.skeleton(t) for _, t in answers])
+        splitter = masker or SkeletonMasker((), catalog_names)
+        pieces = [splitter.pieces(t) for _, t in answers]
+        masker = masker or splitter.fitted(pieces)
+        return cls(masker, [i for i, _ in answers], [masker.skeleton("", p) for p in pieces])
 
     def top_share(self, k: int = 10, min_count: int = 2) -> float:
         """Share of the indexed answers whose skeleton is one of the ``k`` most common, counting only
