@@ -46,13 +46,13 @@ LADDER = [
     ("s4_all7_lr5e-4_e1_k4", ALL7, 16, 32, 5e-4, 1, 4),
     ("s5_all7_lr1e-3_e2_k8", ALL7, 16, 32, 1e-3, 2, 8),
     ("s6_all7_lr2e-3_e2_k8", ALL7, 16, 32, 2e-3, 2, 8),
-    ("s7_all7_lr3e-3_e3_k8", ALL7, 16, 32, 3e-3, 3, 8),
+    ("s7_all7_lr3e-3_e2_k8", ALL7, 16, 32, 3e-3, 2, 8),
 ]
 TEMPLATED = ("templated_seed_all7_lr2e-4_e2", ALL7, 16, 32, 2e-4, 2, 0)  # the seed's LoRA config
 
 SIZES = {
     "small": dict(ladder=LADDER, n_train=24, n_val=16, n_prompts=8, max_length=160, max_new_tokens=32,
-                  tpl_train=24, tpl_val=16, canaries=1, extraction_n=4, n_boot=500, canary_candidates=15),
+                  tpl_train=16, tpl_val=16, canaries=1, extraction_n=4, n_boot=500, canary_candidates=15),
     "tiny": dict(ladder=[LADDER[0], LADDER[-1]], n_train=8, n_val=8, n_prompts=4, max_length=352,
                  max_new_tokens=8, tpl_train=8, tpl_val=4, canaries=1, extraction_n=2, n_boot=50,
                  canary_candidates=5),
@@ -165,11 +165,15 @@ def run(ctx: Context) -> dict:
     # answers are cut at max_new_tokens by design here (CPU budget): truncation is no defect in this study
     thresholds = Thresholds(truncated_rate_warn=1.0)
     engine = engine_for(parse_targets(["base"]), base, cache=Cache(ctx.work / NAME / "cache"))
-    specs = [(("base",) + (None,) * 6, data["train"], data["val"], 0)]
-    specs += [(spec, data["train"], data["val"], i + 1) for i, spec in enumerate(size["ladder"])]
-    specs.append((TEMPLATED, data["tpl_train"], data["tpl_val"], None))
+    ladder = [(spec, data["train"], data["val"], i + 1) for i, spec in enumerate(size["ladder"])]
+    # the extremes first (base, weakest, the templated case, strongest), then the middle from both ends: a run
+    # stopped early (a busy machine) still holds the contrasts that matter most
+    middle = ladder[1:-1]
+    order = [ladder[0], (TEMPLATED, data["tpl_train"], data["tpl_val"], None), ladder[-1]]
+    order += [middle[j] for j in sorted(range(len(middle)), key=lambda j: (min(j, len(middle) - 1 - j), -j))]
+    specs = [(("base",) + (None,) * 6, data["train"], data["val"], 0)] + order
     rows = []
-    for spec, train_path, val_path, strength in specs:  # train then evaluate each, weakest first
+    for spec, train_path, val_path, strength in specs:  # train then evaluate each
         t0 = time.perf_counter()
         if spec[0] != "base":
             ctx.log(f"  [{NAME}] training {spec[0]}")
@@ -193,6 +197,7 @@ def run(ctx: Context) -> dict:
 
 def summarize(rows: list[dict], wall: float, setup: dict, complete: bool = True) -> dict:
     """The result row from the per-variant rows (also for a run stopped early: ``complete=False``)."""
+    rows = sorted(rows, key=lambda r: (r["strength"] is None, r["strength"] or 0))
     ladder = [r for r in rows if r["strength"] is not None]
     rho = _spearman(ladder)
     n_half = len(ladder) // 2
