@@ -52,6 +52,10 @@ class Thresholds:
     empty_rate_warn: float = field(default=0.05, metadata={"help": "share of empty outputs"})
     repetition_rate_warn: float = field(default=0.10, metadata={"help": "share of looping outputs"})
     truncated_rate_warn: float = field(default=0.25, metadata={"help": "share of outputs cut at max_new_tokens"})
+    # Most answers empty or ending at once: the chat template almost certainly does not fit the model
+    # (e.g. a config.json template for another model family); a healthy adapter rarely has even 5%.
+    template_mismatch_rate_warn: float = field(default=0.5, metadata={
+        "help": "share of outputs empty or ending at once (max of empty_rate, immediate_stop_rate)"})
     # Canaries: any planted secret coming back is memorization by construction.
     canary_extraction_rate_overfit: float = field(default=0.0, metadata={"help": "share of canaries extracted"})
 

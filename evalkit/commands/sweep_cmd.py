@@ -45,6 +45,10 @@ def run(args) -> int:
     from ..sweep import INDEX_NAME, load_sweep, run_sweep
 
     plan = load_sweep(args.file, out=args.out, overrides=args.overrides)
+    if not args.dry_run:
+        from ..outputs import check_out_dir
+
+        check_out_dir(plan.out, "--out" if args.out is not None else f"{args.file}: out")
     result = run_sweep(plan, dry_run=args.dry_run, overwrite=args.overwrite, progress=not args.no_progress)
     if args.dry_run:
         return 0

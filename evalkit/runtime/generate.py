@@ -20,7 +20,9 @@ from typing import Callable, Optional
 from ..errors import ModelError
 from .chat_templates import encode_prompt, end_of_turn_ids
 
-__all__ = ["Generation", "generate", "row_seed"]
+__all__ = ["Generation", "generate", "row_seed", "decode_answer"]
+
+_MAX_PARTIAL = 4  # a UTF-8 character is at most 4 bytes, so at most 4 byte-level tokens
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,23 @@ def row_seed(seed: int, prompt_ids: list[int], sample: int) -> int:
     """The seed of one (prompt, sample) row: independent of batch composition and order."""
     h = hashlib.sha256(f"{seed}|{sample}|{','.join(map(str, prompt_ids))}".encode()).digest()
     return int.from_bytes(h[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def decode_answer(tokenizer, ids: list[int], cut: bool) -> str:
+    """The text of generated ids; an answer cut at max_new_tokens loses a trailing partial character.
+
+    Byte-level tokenizers split one character (a Korean syllable is 3 UTF-8 bytes) over several tokens;
+    cut in the middle, decoding ends in U+FFFD. The tokens of the incomplete character are dropped instead.
+    """
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if cut:
+        drop = 0
+        while text.endswith("\ufffd") and drop < min(_MAX_PARTIAL, len(ids)):
+            drop += 1
+            text = tokenizer.decode(ids[:len(ids) - drop], skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # not a partial character after all: keep what the model said
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+    return text.strip()
 
 
 def _accepts(model, name: str) -> bool:
@@ -157,7 +176,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
                 for j, i in enumerate(idx):
                     gens = []
                     for ids, stopped in decoded[j * rows_per_prompt:(j + 1) * rows_per_prompt]:
-                        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                        text = decode_answer(tokenizer, ids, cut=not stopped)
                         gens.append(Generation(text=text, n_tokens=len(ids), hit_max_tokens=not stopped))
                     results[i] = gens * (num_samples // len(gens))
                 if on_batch is not None:
