@@ -91,6 +91,10 @@ def check_out_file(path: Union[str, Path], option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{option} {path} is a folder; give a file path")
+    anchor = _existing_ancestor(path.parent)
+    if not anchor.is_dir():
+        raise OutputError(f"{option} {path}: {anchor} is a file, so no folder can be created under it; "
+                          "choose another location")
     check_out_dir(path.parent, option)
     try:
         path.parent.mkdir(exist_ok=True)

@@ -3,7 +3,7 @@
 A target's verdict is ``overfit`` if any ``overfit`` threshold is crossed, else ``warn`` if any
 ``warn`` threshold is, else ``ok``. Override any field from the CLI (``--threshold loss_gap_overfit=0.8``)
 or a TOML file (``--thresholds FILE`` with ``key = value`` lines). Sources:
-../shared/docs/memorization-methods.md (summarised in docs/memorization.md).
+the papers summarised in docs/memorization.md.
 """
 
 from __future__ import annotations
@@ -89,9 +89,13 @@ def load_thresholds(path: Path | None = None, overrides: Iterable[str] = ()) -> 
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such thresholds file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the thresholds file ({e}); it must be UTF-8 TOML") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
         data = data.get("thresholds", data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: 'thresholds' must be a table of name = value")
         for k, v in data.items():
             if k not in names:
                 raise ConfigError(f"{path}: unknown threshold '{k}'.{did_you_mean(k, names)}")

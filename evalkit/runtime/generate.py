@@ -22,8 +22,6 @@ from .chat_templates import encode_prompt, end_of_turn_ids
 
 __all__ = ["Generation", "generate", "row_seed", "decode_answer"]
 
-_MAX_PARTIAL = 4  # a UTF-8 character is at most 4 bytes, so at most 4 byte-level tokens
-
 
 @dataclass(frozen=True)
 class Generation:
@@ -42,16 +40,12 @@ def decode_answer(tokenizer, ids: list[int], cut: bool) -> str:
     """The text of generated ids; an answer cut at max_new_tokens loses a trailing partial character.
 
     Byte-level tokenizers split one character (a Korean syllable is 3 UTF-8 bytes) over several tokens;
-    cut in the middle, decoding ends in U+FFFD. The tokens of the incomplete character are dropped instead.
+    cut in the middle, the incomplete bytes decode to U+FFFD at the very end. Only there, and only for a
+    cut answer, they are dropped: the complete characters before them are kept.
     """
     text = tokenizer.decode(ids, skip_special_tokens=True)
     if cut:
-        drop = 0
-        while text.endswith("\ufffd") and drop < min(_MAX_PARTIAL, len(ids)):
-            drop += 1
-            text = tokenizer.decode(ids[:len(ids) - drop], skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # not a partial character after all: keep what the model said
-            text = tokenizer.decode(ids, skip_special_tokens=True)
+        text = text.rstrip("\ufffd")
     return text.strip()
 
 
