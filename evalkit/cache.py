@@ -189,6 +189,14 @@ class Cache:
         except (sqlite3.DatabaseError, OSError) as e2:
             raise self._error("cannot open", e2) from None
 
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (a full disk at COMMIT): the original error counts
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
     def _write_failed(self, e: sqlite3.DatabaseError) -> None:
         if _is_corrupt(e):
             self._recover(e, "cannot write")
@@ -233,7 +241,7 @@ class Cache:
                                            [(k, self.owner) for k, _ in rows])
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    self._rollback()
                     raise
         except sqlite3.DatabaseError as e:
             self._write_failed(e)
@@ -277,7 +285,7 @@ class Cache:
                                            [(k, self.owner, self._host, self._pid, now) for k in mine])
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    self._rollback()
                     raise
         except sqlite3.DatabaseError as e:
             self._write_failed(e)

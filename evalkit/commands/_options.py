@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 __all__ = ["add_model_options", "add_threshold_options", "add_json_option", "settings_from", "thresholds_from",
-           "engine_kwargs_from"]
+           "engine_kwargs_from", "report_comparison"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -90,3 +90,21 @@ def engine_kwargs_from(args) -> dict:
     cache = False if args.no_cache else Cache(args.cache_dir)
     return dict(device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                 chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge)
+
+
+# ---------------------------------------------------------------- shared by several commands (commands never
+# import each other: what two of them need lives here)
+
+
+def report_comparison(comparison, paths: dict, *, as_json: bool = False) -> int:
+    """Print a comparison and where its files are; the exit code of the gate (`compare`, `demo`)."""
+    from ..console import print_comparison, print_summary_json
+
+    print_comparison(comparison, to_stderr=as_json)
+    out = paths["comparison.json"].parent
+    if as_json:
+        print_summary_json(comparison, paths)
+    else:
+        print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
+        print(f"open the report: file://{(out / 'report.html').resolve()}")
+    return 1 if comparison.gate is not None and not comparison.gate.passed else 0

@@ -11,11 +11,12 @@ from tests.conftest import write_jsonl
 
 from .conftest import FAST, cli_env, stable, start_cli
 
-LIMIT = 64 * 1024  # bytes any one file may grow to: report.html (inlined CSS/JS) is larger
+def _small_disk(limit: int = 16 * 1024):
+    """A preexec_fn: no file may grow past ``limit`` bytes (report.html, with its CSS/JS inlined, is larger)."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail with EFBIG
 
-
-def _small_disk() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))  # Python ignores SIGXFSZ: writes fail with EFBIG
+    return apply
 
 
 def _preds(tmp_path):
@@ -25,12 +26,11 @@ def _preds(tmp_path):
 
 def test_full_disk_writing_outputs_is_one_line_and_leaves_nothing(tmp_path):
     preds, out = _preds(tmp_path), tmp_path / "out"
-    proc = start_cli(["score", str(preds), "--out", str(out)], cli_env(tmp_path / "ek"), preexec=_small_disk)
+    proc = start_cli(["score", str(preds), "--out", str(out)], cli_env(tmp_path / "ek"), preexec=_small_disk())
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err
     assert err.startswith("evalkit: error: --out") and "File too large" in err and err.count("\n") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ek", "p.jsonl"] or not out.exists()
-    assert not out.exists() and not list(tmp_path.glob(".evalkit-*"))
+    assert not out.exists() and not list(tmp_path.glob(".evalkit-*"))  # no output, no staging folder
 
 
 def test_full_disk_keeps_the_previous_outputs_whole(tmp_path):
@@ -38,7 +38,7 @@ def test_full_disk_keeps_the_previous_outputs_whole(tmp_path):
     assert main(["score", str(preds), "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = start_cli(["score", str(preds), "--out", str(out), "--seed", "1"], cli_env(tmp_path / "ek"),
-                     preexec=_small_disk)
+                     preexec=_small_disk())
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and err.count("\n") == 1, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder, no torn file
@@ -47,13 +47,15 @@ def test_full_disk_keeps_the_previous_outputs_whole(tmp_path):
 def test_full_disk_during_eval_warns_about_the_cache_then_refuses_the_outputs(adapter, data_args, tmp_path):
     out = tmp_path / "out"
     argv = ["eval", str(adapter), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *data_args, *FAST]
-    proc = start_cli(argv, cli_env(tmp_path / "ek"), preexec=_small_disk)
+    # 32 KB: the cache opens, its write-ahead log soon hits the limit, and results.json + report.html do too
+    proc = start_cli(argv, cli_env(tmp_path / "ek"), preexec=_small_disk(32 * 1024))
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 2, err
     lines = err.strip().splitlines()
     assert lines[-1].startswith("evalkit: error: --out") and "File too large" in lines[-1]
     assert not out.exists()
     assert "Traceback" not in err
+    assert any("cannot write the evaluation cache" in ln and "continues without storing" in ln for ln in lines)
 
 
 def test_corrupt_cache_is_moved_aside_and_the_run_completes(adapter, data_args, tmp_path, capsys):
