@@ -25,7 +25,7 @@ from rich.table import Table
 from .records import Comparison, RunRecord
 
 __all__ = ["print_run", "print_comparison", "KEY_METRICS", "progress", "quiet_third_party", "configure",
-           "warn", "info"]
+           "warn", "info", "redrawn_bars"]
 
 _STATE = {"progress": True, "quiet": False}
 
@@ -36,6 +36,11 @@ def configure(*, progress: Optional[bool] = None, quiet: Optional[bool] = None) 
         _STATE["progress"] = progress
     if quiet is not None:
         _STATE["quiet"] = quiet
+
+
+def redrawn_bars() -> bool:
+    """Whether a redrawn bar is wanted (training's): on a terminal only; a log (CI) gets plain lines instead."""
+    return _STATE["progress"] and sys.stderr.isatty()
 
 
 def warn(message: str) -> None:

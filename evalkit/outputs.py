@@ -22,6 +22,7 @@ runner or a shared volume could not read).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -197,11 +198,16 @@ def write_files(out_dir: Union[str, Path], files: Mapping[str, str], option: str
         stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}{os.getpid()}-", dir=stage_parent))
         for name, text in files.items():
             _write_new(stage / name, text, file_mode)
+        published = False
         if fresh:
             os.chmod(stage, dir_mode)
-            os.rename(stage, out)
-            stage = None
-        else:
+            try:
+                os.rename(stage, out)
+                stage, published = None, True
+            except OSError as e:  # a concurrent run created the folder first: replace file by file
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not out.is_dir():
+                    raise
+        if not published:
             # the record last: when it is there, the files that go with it are too
             for name in sorted(files, key=lambda n: n.endswith(".json")):
                 os.replace(stage / name, out / name)

@@ -144,3 +144,22 @@ def test_published_folder_keeps_the_users_umask(tmp_path):
 def test_comparison_files_are_standard_json(comp):
     text = comparison_files(comp)["comparison.json"]
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def test_a_folder_created_meanwhile_by_a_concurrent_run_is_written_file_by_file(tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "o"
+    real = os.rename
+
+    def other_run_first(src, dst):
+        if Path(dst) == out:
+            out.mkdir()
+            (out / "results.json").write_text("{\"other\": 1}\n")
+            raise OSError(errno.ENOTEMPTY, "Directory not empty")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", other_run_first)
+    write_files(out, {"results.json": "{\"mine\": 1}\n", "report.html": "mine"})
+    assert (out / "results.json").read_text() == "{\"mine\": 1}\n" and (out / "report.html").read_text() == "mine"
+    assert _listing(tmp_path) == ["o", "o/report.html", "o/results.json"]

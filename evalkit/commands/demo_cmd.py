@@ -25,11 +25,12 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..console import redrawn_bars
     from ..demo import run_demo
     from ._options import report_comparison
 
     t0 = time.time()
-    comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=not args.no_progress)
+    comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=redrawn_bars())
     compare = args.out / "compare"
     report_comparison(comparison, {n: compare / n for n in ("comparison.json", "report.html", "summary.md",
                                                             "junit.xml")})

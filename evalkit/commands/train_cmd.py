@@ -76,13 +76,13 @@ def overrides_from(args) -> list[str]:
 
 def run(args) -> int:
     from ..config import load_config
-    from ..runtime.train import train
-
+    from ..console import redrawn_bars
     from ..outputs import check_out_dir
+    from ..runtime.train import train
 
     config = load_config(args.config, overrides_from(args))
     check_out_dir(args.out)  # a file in the way or no permission: found now, not after training
-    result = train(config, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    result = train(config, args.out, overwrite=args.overwrite, progress=redrawn_bars())
     if not result.up_to_date:
         final = result.record.get("final") or {}
         tl, vl = final.get("train_loss"), final.get("val_loss")
