@@ -58,6 +58,8 @@ class EndpointEngine:
     transformers tokenizer with evalkit's template, see runtime.models.load_tokenizer) for scoring, or None."""
 
     name = "openai"
+    cache = None  # endpoint results are not cached (module docstring)
+    progress_label = ""
 
     def __init__(self, url: str, *, stream: bool = False, concurrency: int = 8, api_key_env: Optional[str] = None,
                  tokenizer=None, timeout: float = 600.0, retries: int = 4, backoff: float = 0.5,
@@ -159,6 +161,32 @@ class EndpointEngine:
 
     def close(self) -> None:
         self._client.close()
+
+    # ------------------------------------------------------------ input sizes (the preflight's checks)
+
+    def context_length(self) -> Optional[int]:
+        """The served model's context (vLLM's /v1/models ``max_model_len``) when we can count prompt tokens."""
+        n = (self._models.get(self.active) or next(iter(self._models.values()), {})).get("max_model_len")
+        return int(n) if self.tokenizer is not None and isinstance(n, int) else None
+
+    def prompt_lengths(self, prompts: Iterable[Any]) -> list[int]:
+        from ..runtime.chat_templates import encode_prompt
+
+        return [len(encode_prompt(self.tokenizer, messages_of(p))) for p in prompts]
+
+    def conversation_lengths(self, conversations: Iterable[Any]) -> list[int]:
+        if self.tokenizer is None:
+            return []  # nothing to count with: no cut is reported
+        from ..runtime.chat_templates import encode_text, render
+
+        return [len(encode_text(self.tokenizer, render(self.tokenizer, messages_of(c)))) for c in conversations]
+
+    def text_lengths(self, texts: Iterable[str]) -> list[int]:
+        """Tokens of each text; without the tokenizer, its UTF-8 bytes: an upper bound for byte-level BPE
+        tokenizers (every token is at least one byte), so a max_new_tokens sized from it never cuts answers."""
+        if self.tokenizer is None:
+            return [len(t.encode("utf-8")) for t in texts]
+        return [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
     # ------------------------------------------------------------ HTTP
 
