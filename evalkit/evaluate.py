@@ -6,7 +6,8 @@ eval, per target (an adapter folder or "base"), through one shared :class:`~eval
   3. prompt with training user messages                  -> extraction rate (val prompts as the control)
   4. planted canaries (from evalkit.json)                -> canary extraction and exposure
   5. training_log.jsonl                                  -> best step, rise of the validation loss
-  6. thresholds                                          -> verdict
+  6. lm-eval tasks (--lm-eval-tasks)                    -> capability retention (evalkit/retention.py)
+  7. thresholds                                          -> verdict
 Everything model-side goes through the engine's cache, so a re-run recomputes nothing.
 """
 
@@ -27,6 +28,7 @@ from . import __version__
 from .data import Conversation, PromptItem, bundled_path, load_conversations, load_predictions, load_suite
 from .errors import DataError, ModelError
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target)
+from .retention import LmEvalSpec
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
@@ -266,8 +268,12 @@ def _mia_figures(membership: Sequence[MembershipExample], settings: EvalSettings
 def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None = None,
                     train_data: Optional[Path] = None, val_data: Optional[Path] = None,
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
-                    allow_pickle: bool = False, name: Optional[str] = None) -> RunRecord:
-    """Evaluate one target ("base" or an adapter folder) with an already-loaded engine."""
+                    allow_pickle: bool = False, name: Optional[str] = None,
+                    lm_eval: Optional[LmEvalSpec] = None) -> RunRecord:
+    """Evaluate one target ("base" or an adapter folder) with an already-loaded engine.
+
+    ``lm_eval``: also run these lm-evaluation-harness tasks on the target (RunRecord.lm_eval; evalkit/retention.py).
+    """
     from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
@@ -344,6 +350,17 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     log = _read_training_log(adapter)
     summary.update(training_log_summary(log))
 
+    # 6. capability retention: lm-eval tasks on the same loaded model
+    lm_tasks, counts = {}, {}
+    if lm_eval is not None:
+        from .retention import summary_entries
+        from .runtime.lm_eval_runner import run_lm_eval
+
+        lm_tasks = run_lm_eval(engine, lm_eval, batch_size=settings.batch_size)
+        lm_summary, lm_intervals, counts = summary_entries(lm_tasks, n_boot=settings.n_boot, seed=settings.seed)
+        summary.update(lm_summary)
+        intervals.update(lm_intervals)
+
     th = thresholds or Thresholds()
     base_ref = engine.base_ref
     tgt = Target(
@@ -364,8 +381,9 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   "thresholds": th.to_dict(), "loss_gap": "val_loss - train_loss" if "val_loss" in summary
                   else "heldout_loss - train_loss",
                   "suites": sorted({p.suite for p in prompt_items}),
-                  "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info},
-        provenance=provenance({"engine": engine.describe()}),
+                  "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info,
+                  **({"lm_eval": lm_eval.settings()} if lm_eval is not None else {})},
+        provenance=provenance({"engine": engine.describe()}), n=counts, lm_eval=lm_tasks,
     )
 
 

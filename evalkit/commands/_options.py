@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from"]
+__all__ = ["add_model_options", "add_threshold_options", "add_lm_eval_options", "settings_from", "thresholds_from",
+           "engine_kwargs_from", "lm_eval_from"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -41,7 +42,28 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="training examples scored for the loss gap and membership inference")
     s.add_argument("--extraction-n", type=int, default=32, help="training prompts used for the extraction test")
     s.add_argument("--max-length", type=int, default=512, help="max tokens of a scored conversation")
+    add_lm_eval_options(p)
     add_threshold_options(p)
+
+
+def add_lm_eval_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("capability retention with lm-evaluation-harness (docs/lm-eval.md; "
+                             "pip install 'evalkit[lm-eval]')")
+    g.add_argument("--lm-eval-tasks", metavar="T1,T2",
+                   help="lm-eval tasks to run on every target, on the same loaded model; 'default' is evalkit's "
+                        "offline retention task (evalkit_retention)")
+    g.add_argument("--lm-eval-include-path", type=Path, metavar="DIR", help="a folder of your own lm-eval task YAMLs")
+    g.add_argument("--lm-eval-limit", type=int, metavar="N", help="evaluate only the first N documents of each task")
+    g.add_argument("--lm-eval-chat-template", action="store_true",
+                   help="format lm-eval prompts with the model's chat template (lm-eval's --apply_chat_template)")
+
+
+def lm_eval_from(args):
+    """The LmEvalSpec of --lm-eval-* (None without --lm-eval-tasks); bad values fail before any model loads."""
+    from ..retention import LmEvalSpec
+
+    return LmEvalSpec.from_options(args.lm_eval_tasks, args.lm_eval_include_path, args.lm_eval_limit,
+                                   args.lm_eval_chat_template)
 
 
 def add_threshold_options(p: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ Exit codes: 0 every gate rule passes, 1 a rule failed, 2 bad input or usage.
 Examples:
   evalkit compare reports/demo/cautious reports/demo/seedlike --out reports/demo/compare
   evalkit compare base runs/qv runs/qkvo runs/all7 --gate gate.toml --out reports/ladder
+  evalkit compare base runs/qv --lm-eval-tasks default --out reports/retention   # did the adapter break the model?
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
+from ._options import add_model_options, engine_kwargs_from, lm_eval_from, settings_from, thresholds_from
 
 
 def register(sub):
@@ -35,7 +36,11 @@ def register(sub):
 def report_comparison(comparison, out: Path) -> int:
     from ..console import print_comparison
 
+    from ..retention import retention_table
+
     print_comparison(comparison)
+    for line in retention_table(comparison):
+        print(line)
     print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
     print(f"open the report: file://{(Path(out) / 'report.html').resolve()}")
     return 1 if comparison.gate is not None and not comparison.gate.passed else 0
@@ -46,9 +51,10 @@ def run(args) -> int:
     from ..pipeline import compare_targets, parse_targets
 
     parse_targets(args.targets, minimum=2)  # bad targets fail before anything is loaded
+    lm_eval = lm_eval_from(args)
     gate = None if args.no_gate else (load_gate(args.gate) if args.gate else default_gate())
     comparison = compare_targets(args.targets, args.out, base=args.base, gate=gate, settings=settings_from(args),
                                  thresholds=thresholds_from(args), engine_kwargs=engine_kwargs_from(args),
                                  suites=args.suite, train_data=args.train_data, val_data=args.val_data,
-                                 allow_pickle=args.allow_pickle)
+                                 allow_pickle=args.allow_pickle, lm_eval=lm_eval)
     return report_comparison(comparison, args.out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
+from ._options import add_model_options, engine_kwargs_from, lm_eval_from, settings_from, thresholds_from
 
 
 def register(sub):
@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..evaluate import evaluate_target
     from ..pipeline import engine_for, parse_targets
 
-    settings, thresholds = settings_from(args), thresholds_from(args)
+    settings, thresholds, lm_eval = settings_from(args), thresholds_from(args), lm_eval_from(args)
     spec = parse_targets([args.target])[0]
     if spec.kind == "results":
         from ..errors import ConfigError
@@ -52,7 +52,7 @@ def run(args) -> int:
     engine = engine_for([spec], args.base, **engine_kwargs_from(args))
     record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, suites=args.suite,
                              train_data=args.train_data, val_data=args.val_data, settings=settings,
-                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name)
+                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, lm_eval=lm_eval)
     write_run_outputs(record, args.out)
     print_run(record)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'report.html'}")
