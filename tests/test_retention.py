@@ -17,7 +17,8 @@ from evalkit.errors import ConfigError
 from evalkit.records import (SCHEMA_VERSION, LmEvalDoc, LmEvalTask, RunRecord, Target, Verdict, from_dict,
                              to_dict)
 from evalkit.retention import (DEFAULT_TASK, LmEvalSpec, mde_paired_binary, mde_paired_continuous, paired_deltas,
-                               retention_reasons, summary_entries, summary_key, tasks_from_results)
+                               retention_reasons, retention_table, summary_entries, summary_key,
+                               tasks_from_results)
 
 Z = norm.ppf(0.975) + norm.ppf(0.8)  # 1.95996 + 0.84162
 
@@ -168,6 +169,18 @@ def test_unpaired_metric_gets_the_plain_difference():
     b = _run("cand", _task([1, 1, 1, 0], extra={"bleu": 12.5}))
     (d,) = [d for d in paired_deltas(a, b, "cand") if d.metric.endswith(".bleu")]
     assert d.delta == 2.5 and d.p_value is None and d.mde is None and d.n_pairs == 0
+
+
+def test_retention_table_lists_each_task_metric_with_interval_and_mde():
+    cmp = retention_comparison()
+    lines = retention_table(cmp)
+    assert lines[0].startswith("capability retention")
+    (row,) = [ln for ln in lines if "evalkit_retention.acc " in ln + " " and "acc_norm" not in ln]
+    d = next(d for d in cmp.deltas if d.metric == "lm_eval.evalkit_retention.acc")
+    assert f"{d.delta:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]" in row and f"{d.mde:.3f}" in row and " 40 " in row
+    plain = [RunRecord(schema_version=SCHEMA_VERSION, kind="eval", target=Target(n, "adapter"), summary={"x": 1.0},
+                       verdict=Verdict("ok")) for n in ("a", "b")]
+    assert retention_table(compare_runs(plain)) == []
 
 
 # ---------------------------------------------------------------- options
