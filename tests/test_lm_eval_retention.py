@@ -40,7 +40,7 @@ def _reference(tiny_llama, peft=None) -> dict:
     from lm_eval.tasks import TaskManager
 
     lm = HFLM(pretrained=str(tiny_llama), peft=None if peft is None else str(peft), batch_size=16, device="cpu")
-    res = simple_evaluate(model=lm, tasks=[DEFAULT_TASK], task_manager=TaskManager(include_path=str(BUNDLED_TASKS_DIR)),
+    res = simple_evaluate(model=lm, tasks=[DEFAULT_TASK], task_manager=TaskManager(include_path=str(BUNDLED_TASKS_DIR), include_defaults=False),
                           log_samples=True)
     samples = sorted(res["samples"][DEFAULT_TASK], key=lambda s: s["doc_id"])
     return {"acc": res["results"][DEFAULT_TASK]["acc,none"], "acc_norm": res["results"][DEFAULT_TASK]["acc_norm,none"],

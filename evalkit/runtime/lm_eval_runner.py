@@ -10,6 +10,7 @@ runs nothing that is already known. The model-free half (records, pairing, MDE) 
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from ..cache import cache_key
@@ -48,14 +49,24 @@ def run_lm_eval(engine, spec: LmEvalSpec, *, batch_size: int = 16) -> dict[str, 
     return out
 
 
-def _task_manager(spec: LmEvalSpec):
+@functools.lru_cache(maxsize=4)
+def _manager(paths: tuple[str, ...], defaults: bool):
     from lm_eval.tasks import TaskManager
 
+    return TaskManager(include_path=list(paths), include_defaults=defaults)
+
+
+def _task_manager(spec: LmEvalSpec):
+    """lm-eval's task index: only the include paths when they hold every task asked for (indexing lm-eval's
+    own ~15,000 task YAMLs takes minutes on a small CPU machine), lm-eval's full index otherwise."""
     from ..errors import ConfigError
 
     # HFLM warns that a pre-initialized model ignores its loading options: that is the point here
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    manager = TaskManager(include_path=[str(p) for p in spec.include_paths])
+    paths = tuple(str(p) for p in spec.include_paths)
+    manager = _manager(paths, False)
+    if not set(spec.tasks) <= set(manager.all_tasks):
+        manager = _manager(paths, True)
     unknown = [t for t in spec.tasks if t not in manager.all_tasks]
     if unknown:
         raise ConfigError(f"--lm-eval-tasks: unknown lm-eval task(s) {', '.join(unknown)}; evalkit's own task is "
