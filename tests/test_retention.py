@@ -206,3 +206,15 @@ def test_without_lm_eval_the_flag_says_how_to_install(tmp_path, monkeypatch, cap
     assert main(["eval", "base", "--out", str(tmp_path / "o"), "--lm-eval-tasks", "default"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'evalkit[lm-eval]'" in err
+
+
+def test_the_report_reads_the_retention_records():
+    from evalkit.report.view import build_view
+
+    cmp = retention_comparison()
+    view = build_view(cmp).retention
+    d = next(d for d in cmp.deltas if d.metric == "lm_eval.evalkit_retention.acc")
+    (row,) = [r for r in view.rows if (r.task, r.metric) == (DEFAULT_TASK, "acc")]
+    assert [float(c.value) for c in row.values] == [0.75, 0.45] and row.values[0].n == "40"
+    (cell,) = row.deltas
+    assert cell.text.startswith("-0.3") and cell.mde and float(cell.mde) == pytest.approx(d.mde, abs=0.005)
