@@ -65,6 +65,15 @@ def judge(summary: Mapping[str, float], th: Optional[Thresholds] = None) -> Verd
                         ("truncated", th.truncated_rate_warn)):
         above(f"{flag}_rate", limit, None, f"output defect '{flag}'")
 
+    stops = [(summary[m], m) for m in ("empty_rate", "immediate_stop_rate") if summary.get(m) is not None]
+    if stops:
+        value, metric = max(stops)
+        if value >= th.template_mismatch_rate_warn:
+            reasons.append(Reason("template_mismatch", "warn",
+                                  f"most answers are empty or end at once ({metric} = {_fmt(value)}): the chat "
+                                  "template likely does not fit the model -- check the template in the report's "
+                                  "provenance, and --chat-template-from-config", metric, float(value),
+                                  float(th.template_mismatch_rate_warn)))
     level = "overfit" if any(r.level == "overfit" for r in reasons) else "warn" if reasons else "ok"
     order = {"overfit": 0, "warn": 1}
     return Verdict(level, tuple(sorted(reasons, key=lambda r: order[r.level])))

@@ -13,6 +13,7 @@ from scipy.stats import binomtest
 pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install 'evalkit[lm-eval]'; make test installs it)")
 
 from evalkit.evaluate import EvalSettings  # noqa: E402
+from evalkit.outputs import write_comparison  # noqa: E402
 from evalkit.pipeline import compare_targets  # noqa: E402
 from evalkit.records import load_comparison  # noqa: E402
 from evalkit.retention import BUNDLED_TASKS_DIR, DEFAULT_TASK, LmEvalSpec, summary_key  # noqa: E402
@@ -77,7 +78,7 @@ def test_compare_runs_lm_eval_on_one_loaded_model_and_matches_lm_eval(tiny_llama
     with monkeypatch.context() as m:
         m.setattr(transformers.AutoModelForCausalLM, "from_pretrained", counting("base", real_base))
         m.setattr(peft.PeftModel, "from_pretrained", counting("peft", real_peft))
-        cmp = compare_targets(["base", str(adapter)], tmp_path / "out", base=str(tiny_llama), settings=SETTINGS,
+        cmp = compare_targets(["base", str(adapter)], base=str(tiny_llama), settings=SETTINGS,
                               engine_kwargs={"device": "cpu"}, suites=[mini_data["suite_en"]],
                               train_data=mini_data["train"], val_data=mini_data["val"],
                               lm_eval=LmEvalSpec((DEFAULT_TASK,)))
@@ -106,12 +107,13 @@ def test_compare_runs_lm_eval_on_one_loaded_model_and_matches_lm_eval(tiny_llama
     assert d.ci_low <= d.delta <= d.ci_high and d.mde is not None and d.mde > 0
 
     # stored, read back, and a re-run computes nothing in lm-eval (evaluation cache)
+    write_comparison(cmp, tmp_path / "out")
     assert load_comparison(tmp_path / "out" / "comparison.json").runs["qv"].lm_eval[DEFAULT_TASK] == \
         cmp.runs["qv"].lm_eval[DEFAULT_TASK]
     import lm_eval
 
     monkeypatch.setattr(lm_eval, "simple_evaluate", lambda *a, **k: pytest.fail("lm-eval ran again"))
-    again = compare_targets(["base", str(adapter)], tmp_path / "out2", base=str(tiny_llama), settings=SETTINGS,
+    again = compare_targets(["base", str(adapter)], base=str(tiny_llama), settings=SETTINGS,
                             engine_kwargs={"device": "cpu"}, suites=[mini_data["suite_en"]],
                             train_data=mini_data["train"], val_data=mini_data["val"],
                             lm_eval=LmEvalSpec((DEFAULT_TASK,)))

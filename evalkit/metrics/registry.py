@@ -95,6 +95,8 @@ def _specs() -> list[MetricSpec]:
     for flag in ("escaped_newline", "template_leak", "empty", "truncated", "repetition"):
         add(MetricSpec(f"{flag}_rate", False, f"share of outputs flagged {flag}", paired=f"flag:{flag}"))
     add(MetricSpec("mean_new_tokens", None, "mean generated tokens per output", needs_model=True))
+    add(MetricSpec("immediate_stop_rate", False, "share of outputs that end at once (at most 1 token before the "
+                                                  "end-of-turn token)", needs_model=True))
     add(MetricSpec("n_samples", None, "number of scored prompts", aggregation="count"))
     return s
 
