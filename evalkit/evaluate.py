@@ -400,7 +400,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     summary.update(training_log_summary(log))
 
     # 6. capability retention: lm-eval tasks on the same loaded model
-    lm_tasks, counts = {}, {}
+    lm_tasks = {}
     if lm_eval is not None:
         from .retention import summary_entries
         from .runtime.lm_eval_runner import run_lm_eval
@@ -409,6 +409,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         lm_summary, lm_intervals, counts = summary_entries(lm_tasks, n_boot=settings.n_boot, seed=settings.seed)
         summary.update(lm_summary)
         intervals.update(lm_intervals)
+        n = {**n, **counts}
 
     th = thresholds or Thresholds()
     base_ref = engine.base_ref
@@ -433,7 +434,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   "suites": sorted({p.suite for p in prompt_items}),
                   "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info,
                   **({"lm_eval": lm_eval.settings()} if lm_eval is not None else {})},
-        provenance=provenance({"engine": engine.describe()}), n=counts, lm_eval=lm_tasks,
+        provenance=provenance({"engine": engine.describe()}), lm_eval=lm_tasks,
     )
 
 
