@@ -1,6 +1,6 @@
 """Run evalkit's benchmarks and write benchmarks/results/latest.json and latest.md.
 
-    python -m benchmarks run                      # every benchmark at --size small
+    python -m benchmarks run                      # every benchmark at --size realistic
     python -m benchmarks run rouge_vs_rouge_score --size tiny
     python -m benchmarks run memo_index_1e6 --size large
     python -m benchmarks list
@@ -39,19 +39,24 @@ README = Path(__file__).resolve().parent / "README.md"
 # name -> module benchmarks.bench_<module>; order = order of the table
 BENCHMARKS = {
     "eval_vs_lm_eval": "bench_eval_vs_lm_eval",
+    "peak_rss_vs_lm_eval": "bench_peak_rss",
+    "greedy_identical": "bench_greedy_identical",
+    "eval_full_vs_lm_eval": "bench_eval_full_vs_lm_eval",
     "compare3_vs_lm_eval": "bench_compare3_vs_lm_eval",
     "warm_cache": "bench_warm_cache",
     "rouge_vs_rouge_score": "bench_rouge",
     "memo_index_1e6": "bench_memo_index",
 }
-SIZES = ("tiny", "small", "large")  # tiny: the test suite (seconds); small: `make bench`; large: the full figures
+# tiny: the test suite (seconds); small: a smoke size (minutes, mostly start-up); realistic (the default):
+# 32 prompts × 96 new tokens, batch 16, what a user runs; large: the full figures
+SIZES = ("tiny", "small", "realistic", "large")
 
 
 @dataclass
 class Context:
     """What every benchmark gets: size, repeats, a scratch folder, and a place to share work."""
 
-    size: str = "small"
+    size: str = "realistic"
     repeats: Optional[int] = None  # None: the benchmark's default for its size
     work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "evalkit-bench")
     python: str = sys.executable
@@ -371,8 +376,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = p.add_subparsers(dest="cmd")
     r = sub.add_parser("run", help="run benchmarks and write results/latest.json, latest.md, the README table")
     r.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
-    r.add_argument("--size", choices=SIZES, default="small",
-                   help="tiny: seconds (the tests); small: minutes (default); large: the full figures")
+    r.add_argument("--size", choices=SIZES, default="realistic",
+                   help="tiny: seconds (the tests); small: a smoke size; realistic (default): 32 prompts × 96 "
+                        "new tokens, batch 16; large: the full figures")
     r.add_argument("--repeats", type=int, help="alternated repeats per figure (default: per benchmark and size)")
     r.add_argument("--work", type=Path, help="scratch folder (default: $TMPDIR/evalkit-bench)")
     r.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
