@@ -192,6 +192,19 @@ def row(name: str, *, target: str, met: Optional[bool], detail: dict, ratio: Opt
     return out
 
 
+def scrub(obj, places: dict[str, str]):
+    """``obj`` with this machine's folders (the scratch folder, the model cache) replaced by placeholders,
+    longest first, so committed results name no local path."""
+    if isinstance(obj, dict):
+        return {k: scrub(v, places) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [scrub(v, places) for v in obj]
+    if isinstance(obj, str):
+        for path in sorted(places, key=len, reverse=True):
+            obj = obj.replace(path, places[path])
+    return obj
+
+
 def load_results(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -407,8 +420,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ctx.work.mkdir(parents=True, exist_ok=True)
     info = machine()
     readme = None if args.no_readme else README
+    places = {str(ctx.work.resolve()): "WORK", str(ctx.work): "WORK"}
+    from evalkit.runtime.models import cache_root
+
+    places.update({str(cache_root().resolve()): "$EVALKIT_CACHE", str(cache_root()): "$EVALKIT_CACHE"})
     run_benchmarks(args.names or list(BENCHMARKS), ctx,
-                   on_row=lambda r: save([r], args.out, size=args.size, machine_info=info, readme=readme))
+                   on_row=lambda r: save([scrub(r, places)], args.out, size=args.size, machine_info=info,
+                                         readme=readme))
     print(markdown(load_results(args.out / "latest.json")))
     return 0
 

@@ -162,8 +162,8 @@ def test_greedy_decode_equals_model_generate(arch, request):
     texts = [g[0].text for g in G.generate(model, tok, [LONGER, SHORT, LONG], max_new_tokens=n, batch_size=2,
                                            progress=False)]
     stops = G.end_of_turn_ids(tok)
-    assert texts == [tok.decode(_reference_greedy(model, p, n, stops, tok.pad_token_id),
-                                skip_special_tokens=True).strip() for p in prompts]
+    refs = [_reference_greedy(model, p, n, stops, tok.pad_token_id) for p in prompts]
+    assert texts == [G.decode_answer(tok, ids, cut=len(ids) == n) for ids in refs]
 
 
 def test_an_answer_cut_inside_a_korean_character_ends_cleanly(tiny):
