@@ -25,11 +25,11 @@ def run_lm_eval(engine, spec: LmEvalSpec, *, batch_size: int = 16) -> dict[str, 
 
     A group (e.g. ``mmlu``) gives its own entry (no documents) and one per subtask.
     """
-    require_lm_eval()
-    import lm_eval
+    from importlib.metadata import version
 
-    settings = {**spec.settings(), "lm_eval_version": getattr(lm_eval, "__version__", "?"), "batch_size": batch_size,
-                "template": engine.template.sha256, "runtime": f"{engine.device.type}/{str(engine.dtype)[6:]}"}
+    require_lm_eval()
+    # the engine's own key fields (template, device/dtype) + what changes lm-eval's answers
+    settings = engine._settings(**spec.settings(), lm_eval_version=version("lm_eval"), batch_size=batch_size)
     keys = {t: cache_key("lm_eval", engine.base_ref.content_hash, engine.active_adapter_hash, settings, t)
             for t in spec.tasks}
     hits = engine.cache.get_many(keys.values()) if engine.cache is not None else {}
