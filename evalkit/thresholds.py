@@ -59,6 +59,19 @@ class Thresholds:
     # Canaries: any planted secret coming back is memorization by construction.
     canary_extraction_rate_overfit: float = field(default=0.0, metadata={"help": "share of canaries extracted"})
 
+    # Data audit (docs/audit.md): a validation split whose answers near-copy training answers (or share
+    # their skeletons) measures recall, not generalization. A random split of hand-written data has ~0.
+    val_leak_near_dup_rate_warn: float = field(default=0.20, metadata={"help": "share of val answers near-copying train"})
+    val_leak_skeleton_match_rate_warn: float = field(default=0.50,
+                                                     metadata={"help": "share of val answers with a train skeleton"})
+    # Transfer: heldout_gain = base_heldout_loss - heldout_loss (nats/token). Below 0 the adapter is worse
+    # than the base model on new prompts while it gains on validation answers (the seed's case: -0.15).
+    heldout_gain_warn: float = field(default=0.0, metadata={"help": "adapter's held-out loss gain over base"})
+    heldout_gain_overfit: float = field(default=-0.10, metadata={"help": "adapter's held-out loss gain over base"})
+    # Skeleton replay: answers to new prompts in a training answer's frame. Human references: ~0 on eco data.
+    skeleton_replay_rate_warn: float = field(default=0.10, metadata={"help": "share of outputs replaying a skeleton"})
+    skeleton_replay_rate_overfit: float = field(default=0.30, metadata={"help": "share replaying a skeleton"})
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
