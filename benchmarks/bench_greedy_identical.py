@@ -23,7 +23,7 @@ def run(ctx: Context) -> dict:
     same = runs["identical"]
     share = same["share"] or 0.0
     st = runs["settings"]
-    return row(NAME, value=max(share, 1e-9), unit="of prompts", target=TARGET, met=share >= LIMIT, detail={
+    return row(NAME, value=share, unit="of prompts", target=TARGET, met=share >= LIMIT, detail={
         "summary": (f"{same['identical']}/{same['compared']} identical ({100 * share:.1f}%); "
                     f"{st['prompts']} prompts × {st['max_new_tokens']} new tokens, batch {st['batch_size']}, greedy, "
                     "fp32"), **same})

@@ -79,8 +79,9 @@ def test_eval_vs_lm_eval_tiny(tmp_path, tiny_llama):
     _well_formed(rss, "peak_rss_vs_lm_eval")
     assert rss["ratio"] == pytest.approx(r["detail"]["evalkit"]["peak_rss_mb_median"]
                                          / r["detail"]["lm_eval"]["peak_rss_mb_median"], rel=1e-3)
-    _well_formed(greedy, "greedy_identical")
-    assert greedy["detail"]["compared"] == 2 and greedy["value"] == pytest.approx(max(same["share"], 1e-9))
+    # a share may be 0 (random tiny models can disagree on every prompt), so not _well_formed's "> 0"
+    assert greedy["name"] == "greedy_identical" and greedy["met"] is (same["share"] >= 0.95)
+    assert greedy["detail"]["compared"] == 2 and greedy["value"] == pytest.approx(same["share"], abs=1e-4)
 
 
 @needs_lm_eval
