@@ -105,7 +105,7 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
 
 def compare_targets(raws: Sequence[str], out: Path, *, base: Optional[str] = None, gate=None, settings=None,
                     thresholds=None, engine_kwargs: Optional[dict] = None, suites=None, train_data=None,
-                    val_data=None, allow_pickle: bool = False):
+                    val_data=None, allow_pickle: bool = False, allow_membership_mismatch: bool = False):
     """Evaluate (or load) every target, compare them against the first, write every output file."""
     from functools import partial
 
@@ -114,7 +114,8 @@ def compare_targets(raws: Sequence[str], out: Path, *, base: Optional[str] = Non
 
     specs = parse_targets(raws, minimum=2)
     evaluate = partial(evaluate_target, suites=suites, train_data=train_data, val_data=val_data,
-                       settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle)
+                       settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle,
+                       allow_membership_mismatch=allow_membership_mismatch)
     runs = evaluate_targets(specs, engine_factory=lambda: engine_for(specs, base, **(engine_kwargs or {})),
                             evaluate=evaluate)
     comparison = compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())

@@ -57,8 +57,16 @@ def test_memorizing_adapter_is_caught_and_base_is_the_null(adapters, tiny_llama,
     assert any(r.code == "loss_gap" for r in heavy.verdict.reasons)
     # the base model never saw the data: its member/non-member scores are exchangeable
     assert abs(base.summary["mia_auc_loss"] - 0.5) < 0.25
-    assert base.summary["mia_auc"] == 0.5  # ref score = NLL_base - NLL_base = 0 for everyone
+    # for the base the headline is its LOSS score, not the ref score (NLL_base - NLL_base = 0 for everyone)
+    assert base.summary["mia_auc"] == base.summary["mia_auc_loss"] == base.summary["mia_auc_base_null"]
+    assert "mia_auc_ref" not in base.summary and "mia_auc_ezmia" not in base.summary
     assert abs(base.summary["loss_gap"]) < 0.2
+    # beside the adapter's MIA: the same score with the base alone on the same examples, and the blind baseline
+    for null in ("mia_auc_base_null", "mia_auc_blind"):
+        lo, hi = heavy.intervals[null]
+        assert lo < heavy.summary[null] < hi and heavy.n[null] == 8
+    assert heavy.n["mia_auc"] == 8 and heavy.n["loss_gap_val"] == 8
+    assert heavy.summary["mia_auc_ezmia"] > 0.5
 
 
 def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_path):

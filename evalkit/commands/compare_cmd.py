@@ -50,5 +50,6 @@ def run(args) -> int:
     comparison = compare_targets(args.targets, args.out, base=args.base, gate=gate, settings=settings_from(args),
                                  thresholds=thresholds_from(args), engine_kwargs=engine_kwargs_from(args),
                                  suites=args.suite, train_data=args.train_data, val_data=args.val_data,
-                                 allow_pickle=args.allow_pickle)
+                                 allow_pickle=args.allow_pickle,
+                                 allow_membership_mismatch=args.allow_membership_mismatch)
     return report_comparison(comparison, args.out)

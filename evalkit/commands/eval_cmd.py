@@ -52,7 +52,8 @@ def run(args) -> int:
     engine = engine_for([spec], args.base, **engine_kwargs_from(args))
     record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, suites=args.suite,
                              train_data=args.train_data, val_data=args.val_data, settings=settings,
-                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name)
+                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name,
+                             allow_membership_mismatch=args.allow_membership_mismatch)
     write_run_outputs(record, args.out)
     print_run(record)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'report.html'}")
