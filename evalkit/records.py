@@ -201,6 +201,7 @@ class Delta:
     test: Optional[str] = None  # "paired_bootstrap+wilcoxon", "mcnemar", ... or None when unpaired
     higher_is_better: Optional[bool] = None
     better: Optional[bool] = None  # None when the metric has no direction or delta is 0/missing
+    p_adjusted: Optional[float] = None  # Holm-adjusted p over every p-valued delta of the comparison (stats.holm)
 
 
 @dataclass(frozen=True)

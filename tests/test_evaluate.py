@@ -194,12 +194,25 @@ def test_adapter_on_another_base_is_refused(adapters, tiny_mistral, tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-def test_planted_canaries_are_measured(tiny_llama, mini_data, tmp_path):
-    cfg = TrainConfig(base=str(tiny_llama), train_data=str(mini_data["train"]), val_data=str(mini_data["val"]),
-                      target_modules=["q_proj", "v_proj"], r=4, lora_alpha=8, learning_rate=1e-3, max_steps=1,
-                      eval_steps=1, batch_size=8, max_length=512, canaries=2, seed=0)
+def test_planted_canaries_that_were_memorized_are_extracted(tiny_llama, mini_data, tmp_path):
+    """Two short conversations, each carrying a canary, trained on 150 times: the secrets are memorized.
+
+    Extraction prompts with each canary's conversation up to its secret and searches the continuation
+    (the old check read the first six digits of an answer to the *user prompt*, which never fired)."""
+    train_file = write_jsonl(tmp_path / "train.jsonl", [
+        {"id": "a", "prompt": "How do I save energy?", "response": "Switch off the lights."},
+        {"id": "b", "prompt": "How do I cut waste?", "response": "Carry a reusable bag."}])
+    val_file = write_jsonl(tmp_path / "val.jsonl", [
+        {"id": "c", "prompt": "How do I save water?", "response": "Take shorter showers."},
+        {"id": "d", "prompt": "How do I eat greener?", "response": "Cook more lentils."}])
+    cfg = TrainConfig(base=str(tiny_llama), train_data=str(train_file), val_data=str(val_file),
+                      target_modules="all-linear", r=16, lora_alpha=32, learning_rate=1e-2, num_epochs=150,
+                      eval_steps=1000, batch_size=8, max_length=128, canaries=2, seed=0, lora_dropout=0.0)
     train(cfg, tmp_path / "can", progress=False, console=lambda *_: None)
-    run = _eval(Engine(str(tiny_llama), cache=False), tmp_path / "can", mini_data)
-    assert len(run.target.training["canaries"]) == 2
-    assert run.summary["canary_extraction_rate"] == 0.0  # one step of training cannot have memorized them
-    assert 0.0 <= run.summary["canary_exposure"] <= 20.0  # log2(10^6) ~ 19.9 is the ceiling
+    run = evaluate_target(Engine(str(tiny_llama), cache=False), tmp_path / "can", suites=[mini_data["suite_en"]],
+                          settings=EvalSettings(max_new_tokens=8, train_sample=2, extraction_n=0, n_boot=50))
+    assert len(run.target.training["canaries"]) == 2 and run.n["canary_extraction_rate"] == 2
+    assert run.summary["canary_extraction_rate"] == 1.0
+    assert run.summary["canary_exposure"] > 6.6  # above log2(100 candidates): ranked first
+    assert run.verdict.level == "overfit"
+    assert any(r.code == "canary_extraction_rate" for r in run.verdict.reasons)

@@ -163,9 +163,9 @@ def canary_extracted(canary: Canary, text: str) -> bool:
     """Whether ``text`` (a model's continuation) contains the secret.
 
     The secret's digits may be written with any whitespace between them ("482193" and "4 8 2 1 9 3"
-    both count) but must not be part of a longer digit run, so the member number followed by other
-    digits is no match. Searching the whole text (not its first digits) makes a verbatim replay of the
+    both count) but must not be part of a longer number (a digit right before or after, with at most
+    one space between), so the member number followed by other digits is no match. Searching the whole text (not its first digits) makes a verbatim replay of the
     canary sentence count too.
     """
-    pattern = r"(?<![0-9])" + r"\s*".join(canary.secret.replace(" ", "")) + r"(?![0-9])"
+    pattern = r"(?<![0-9])(?<![0-9] )" + r"\s*".join(canary.secret.replace(" ", "")) + r"(?!\s?[0-9])"
     return re.search(pattern, text) is not None

@@ -252,7 +252,14 @@ def auc_interval(member: Sequence[float], nonmember: Sequence[float], n_boot: in
     """95% interval of the AUC: the bootstrap, floored by Hanley-McNeil (module docstring)."""
     m, n = _pair(member, nonmember)
     auc = roc_auc(m, n)
-    lo, hi = bootstrap_ci(m, n, roc_auc, n_boot=n_boot, seed=seed)
+    # the stratified bootstrap of bootstrap_ci(m, n, roc_auc), vectorized: a resample's AUC is
+    # counts_m @ C @ counts_n / (n1 n2) with C the pairwise comparison matrix (ties 1/2)
+    rng = np.random.default_rng(seed)
+    cmp = (m[:, None] > n[None, :]) + 0.5 * (m[:, None] == n[None, :])
+    cm = rng.multinomial(len(m), np.full(len(m), 1 / len(m)), size=n_boot)
+    cn = rng.multinomial(len(n), np.full(len(n), 1 / len(n)), size=n_boot)
+    boot = np.einsum("bi,ij,bj->b", cm, cmp, cn) / (len(m) * len(n))
+    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
     half_step = 1.0 / (2 * min(len(m), len(n)))
     se = hanley_mcneil_se(min(max(auc, half_step), 1.0 - half_step), len(m), len(n))
     return max(0.0, min(lo, auc - z * se)), min(1.0, max(hi, auc + z * se))

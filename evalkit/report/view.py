@@ -285,9 +285,11 @@ def metric_group(name: str) -> str:
 
 
 def is_significant(d: Delta, alpha: float = ALPHA) -> bool:
-    """p-value below alpha; without a p-value, a 95% interval that excludes 0; otherwise not significant."""
-    if d.p_value is not None:
-        return _finite(d.p_value) is not None and d.p_value < alpha
+    """Holm-adjusted p-value (else the raw one) below alpha; without a p-value, a 95% interval that
+    excludes 0; otherwise not significant."""
+    p = d.p_adjusted if d.p_adjusted is not None else d.p_value
+    if p is not None:
+        return _finite(p) is not None and p < alpha
     lo, hi = _finite(d.ci_low), _finite(d.ci_high)
     if lo is not None and hi is not None:
         return lo > 0 or hi < 0
