@@ -12,6 +12,7 @@ records the max_length of every score call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,8 @@ import numpy as np
 from evalkit.runtime.engine import ScoredExample
 from evalkit.runtime.generate import Generation
 from evalkit.runtime.loss import TokenScores
+
+_FIELDS = {f.name for f in dataclasses.fields(TokenScores)}
 
 
 class FakeEngine:
@@ -42,8 +45,11 @@ class FakeEngine:
     def _scores(self, msgs, adapter):
         n = self.n_tokens(msgs)
         v = float(self.nll(msgs, adapter))
-        return TokenScores(nll=v, n_tokens=n, logprobs=np.full(n, -v, dtype=np.float32),
-                           correct=np.zeros(n, dtype=bool))
+        # TokenScores before argmax correctness had required Min-K%++ moments: build either shape, so these
+        # tests also run (and fail for the measured reason) against older code
+        extra = {"correct": np.zeros(n, dtype=bool)} if "correct" in _FIELDS else {
+            "mu": np.zeros(n, dtype=np.float32), "sigma": np.ones(n, dtype=np.float32)}
+        return TokenScores(nll=v, n_tokens=n, logprobs=np.full(n, -v, dtype=np.float32), **extra)
 
     def score(self, convs, *, with_base: bool = False, max_length: int = 512, moments: bool = False, **_):
         self.scored_max_length.append(max_length)
