@@ -79,8 +79,14 @@ def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_pa
     for key in ("train_loss", "val_loss", "heldout_loss", "loss_gap", "train_ppl", "rougeL", "rougeLsum",
                 "novelty_4", "reference_novelty_4", "distinct_1", "distinct_2", "mode_collapse_rate",
                 "verbatim_rate", "near_verbatim_rate", "extraction_rate", "heldout_extraction_rate", "mia_auc",
-                "mia_tpr_at_1fpr", "mia_auc_zlib", "mia_auc_minkpp", "min_val_loss_step", "truncated_rate"):
+                "mia_tpr_at_0fp", "mia_auc_zlib", "mia_auc_ezmia", "mia_auc_base_null", "mia_auc_blind",
+                "loss_gap_val", "loss_gap_heldout", "loss_gap_calibrated", "extraction_gap", "rougeL@eco_heldout_ko",
+                "novelty_gap_4@eco_heldout_en", "min_val_loss_step", "truncated_rate"):
         assert key in raw["summary"], key
+    # every figure with an interval has its n; 8 non-members cannot bound a 1% FPR
+    assert set(raw["intervals"]) <= set(raw["n"]) and "mia_tpr_at_1fpr" not in raw["summary"]
+    assert raw["n"]["mia_auc"] == 8 and raw["settings"]["eval"]["max_length"] == 256  # the adapter's own
+    assert "mia_auc_minkpp" in raw["settings"]["not_measured"]
     assert len(raw["samples"]) == 12  # 8 English + 4 Korean prompts
     s = raw["samples"][0]
     assert {"id", "prompt", "prediction", "reference", "metrics", "flags", "memorization", "n_tokens",
@@ -141,6 +147,20 @@ def test_compare_writes_everything_and_exit_codes_follow_the_gate(adapters, tiny
     monkeypatch.setattr("evalkit.runtime.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
     assert main(["compare", str(tmp_path / "stored" / "base"), str(tmp_path / "stored" / "heavy"),
                  "--out", str(tmp_path / "cmp2"), "--gate", str(failing)]) == 1
+
+
+def test_a_wrong_training_file_is_refused_unless_overridden(adapters, tiny_llama, mini_data, tmp_path, capsys):
+    common = ["--base", str(tiny_llama), "--suite", str(mini_data["suite_en"]), "--val-data", str(mini_data["val"]),
+              "--train-data", str(mini_data["val"]), *FAST_ARGS]  # the val file is not what it was trained on
+    assert main(["eval", str(adapters["heavy"]), "--out", str(tmp_path / "o"), *common]) == 2
+    err = capsys.readouterr().err
+    assert "is not the train file the adapter was trained on" in err and "--allow-membership-mismatch" in err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "o").exists()
+    assert main(["eval", str(adapters["heavy"]), "--out", str(tmp_path / "o"), "--allow-membership-mismatch",
+                 *common]) == 0
+    assert "membership_override" in capsys.readouterr().out  # shown as a warning
+    run = load_run(tmp_path / "o" / "results.json")
+    assert [n.code for n in run.notices if n.code == "membership_override"]
 
 
 def test_score_needs_no_model(tmp_path, mini_data, monkeypatch):
