@@ -187,6 +187,8 @@ def compute_deltas(baseline: RunRecord, candidate: RunRecord, candidate_name: st
                 res = paired_bootstrap(a, b, n_boot=n_boot, seed=seed, test=test)
                 fields.update(delta=res.delta, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value,
                               test=f"paired_bootstrap+{res.test}")
+                if spec.paired.startswith("sample:"):  # the report's per-prompt deltas read these
+                    fields["per_id"] = {i: float(y - x) for i, x, y in zip(ids, a, b)}
         fields = {k: (_finite(v) if k in ("delta", "ci_low", "ci_high", "p_value") else v)
                   for k, v in fields.items()}
         deltas.append(Delta(metric=metric, candidate=candidate_name, baseline_value=b_val, candidate_value=c_val,
