@@ -20,11 +20,11 @@ __all__ = ["Thresholds", "load_thresholds"]
 
 @dataclass(frozen=True)
 class Thresholds:
-    # Loss gap = loss_gap_val = validation minus train NLL (nats/token). Mireshghallah et al. 2022: over 34 GPT-2
+    # Loss gap = held-out minus train NLL (nats/token). Mireshghallah et al. 2022: over 34 GPT-2
     # fine-tunes the gap tracked membership-inference recall (Spearman 0.995) and gap >= 0.5 came
     # with recall >= 0.71. Half of that is an early warning.
-    loss_gap_warn: float = field(default=0.25, metadata={"help": "validation minus train loss (nats/token)"})
-    loss_gap_overfit: float = field(default=0.5, metadata={"help": "validation minus train loss (nats/token)"})
+    loss_gap_warn: float = field(default=0.25, metadata={"help": "held-out minus train loss (nats/token)"})
+    loss_gap_overfit: float = field(default=0.5, metadata={"help": "held-out minus train loss (nats/token)"})
     # Validation loss rising after its minimum by more than this (nats/token) = trained past the best step.
     val_loss_rise_warn: float = field(default=0.02, metadata={"help": "last val loss minus its minimum"})
     # MIA AUC: 0.5 is chance (the base model's null). LoRA-Leak reports 0.775 for conservative LoRA

@@ -36,7 +36,7 @@ def judge(summary: Mapping[str, float], th: Optional[Thresholds] = None) -> Verd
                 return
 
     above("loss_gap", th.loss_gap_warn, th.loss_gap_overfit,
-          "validation loss is well above training loss (nats/token)")
+          "held-out loss is well above training loss (nats/token)")
     above("val_loss_rise", th.val_loss_rise_warn, None,
           "validation loss rose after its best step; training went past the minimum")
     above("mia_auc", th.mia_auc_warn, th.mia_auc_overfit,
