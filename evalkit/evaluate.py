@@ -30,16 +30,18 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import __version__
+from .audit import catalog_names
 from .data import (OVERRIDE_FLAG, Conversation, PromptItem, bundled_path, load_conversations, load_predictions,
                    load_suite, membership_files, recorded_members)
 from .errors import DataError, ModelError
+from .generalization import eval_audit, skeleton_replay, transfer_figures
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target)
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
 
-__all__ = ["EvalSettings", "DEFAULT_SUITES", "evaluate_target", "score_predictions", "training_log_summary",
-           "provenance"]
+__all__ = ["EvalSettings", "EvalInputs", "DEFAULT_SUITES", "load_inputs", "evaluate_target", "score_predictions",
+           "training_log_summary", "provenance", "fit_max_new_tokens", "max_length_for"]
 
 DEFAULT_SUITES = ("prompts/eco_heldout_en.jsonl", "prompts/eco_heldout_ko.jsonl")
 DEFAULT_TRAIN, DEFAULT_VAL = "benchmarks/eco/train.jsonl", "benchmarks/eco/val.jsonl"
@@ -99,12 +101,12 @@ def provenance(extra: Optional[dict] = None) -> dict[str, Any]:
 # ------------------------------------------------------------------ inputs
 
 
-def _suites(paths: Sequence[Path] | None) -> list[PromptItem]:
+def _suites(paths: Sequence[Path] | None, limit: Optional[int] = None) -> list[PromptItem]:
     paths = list(paths) if paths else [bundled_path(p) for p in DEFAULT_SUITES]
     items: list[PromptItem] = []
     seen: dict[tuple[str, str], str] = {}
     for p in paths:
-        for it in load_suite(Path(p), require_reference=True):
+        for it in load_suite(Path(p), require_reference=True)[:limit]:
             key = (it.suite, it.id)
             if key in seen:
                 raise DataError(f"{it.source}: suite '{it.suite}' given twice; pass each --suite once")
@@ -125,7 +127,7 @@ def _training_meta(adapter: Optional[Path]) -> Optional[dict]:
         raise ModelError(f"{f}: not valid JSON ({e}); re-train the adapter or remove the file") from None
 
 
-def _max_length(settings: EvalSettings, meta: Optional[dict]) -> int:
+def max_length_for(settings: EvalSettings, meta: Optional[dict]) -> int:
     """--max-length when given, else the adapter's training max_length (evalkit.json), else 512."""
     if settings.max_length is not None:
         return settings.max_length
@@ -161,6 +163,56 @@ def _sample(items: Sequence, n: int, seed: int) -> list:
         return items
     rng = random.Random(seed)
     return [items[i] for i in sorted(rng.sample(range(len(items)), n))]
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Everything a target is evaluated on, read and validated before any model is loaded."""
+
+    meta: Optional[dict]  # the adapter's evalkit.json
+    prompts: list[PromptItem]
+    train: list[Conversation]
+    val: list[Conversation]
+    members: list[Conversation]
+    files: dict[str, Path] = field(default_factory=dict)  # the train / val files measured
+    problems: tuple[str, ...] = ()  # membership mismatches measured anyway (--allow-membership-mismatch)
+
+
+def load_inputs(target: str | Path, *, suites: Sequence[Path] | None = None, train_data: Optional[Path] = None,
+                val_data: Optional[Path] = None, limit: Optional[int] = None,
+                allow_membership_mismatch: bool = False) -> EvalInputs:
+    """Read and check every input of one target ("base" or an adapter folder); DataError / ModelError (exit 2).
+
+    ``limit``: a smoke run -- the first N prompts of each suite (see ``--limit``). An adapter that recorded
+    its data (evalkit.json) is measured on that data only: a missing file, another sha256 or training ids
+    absent from the file are a DataError unless ``allow_membership_mismatch`` (data.membership_files).
+    """
+    adapter = None if str(target) == "base" else Path(target)
+    if adapter is not None and not adapter.is_dir():
+        raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
+    meta = _training_meta(adapter)
+    prompts = _suites(suites, limit)
+    where = str(adapter) if adapter is not None else "base"
+    files, problems = membership_files(meta, where, {"train": train_data, "val": val_data},
+                                       {"train": DEFAULT_TRAIN, "val": DEFAULT_VAL},
+                                       allow_mismatch=allow_membership_mismatch)
+    train = load_conversations(files["train"])
+    val = load_conversations(files["val"])
+    members, id_problems = recorded_members(train, meta, where, allow_mismatch=allow_membership_mismatch)
+    return EvalInputs(meta, prompts, train, val, members, files, tuple(problems + id_problems))
+
+
+MAX_NEW_TOKENS_CAP = 512  # the default never asks for more than this per answer
+
+
+def fit_max_new_tokens(reference_tokens: Sequence[int]) -> int:
+    """The default ``max_new_tokens``: the longest reference answer plus a quarter (and 16), capped.
+
+    A healthy adapter answers about as long as the references; a budget below that cuts its answers
+    (``truncated_rate``) and ROUGE is then computed on cut answers.
+    """
+    longest = max(reference_tokens, default=0)
+    return max(16, min(MAX_NEW_TOKENS_CAP, math.ceil(longest * 1.25) + 16))
 
 
 # ------------------------------------------------------------------ model-side measurements
@@ -335,34 +387,27 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     train_data: Optional[Path] = None, val_data: Optional[Path] = None,
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
                     allow_pickle: bool = False, name: Optional[str] = None,
-                    allow_membership_mismatch: bool = False) -> RunRecord:
+                    inputs: Optional[EvalInputs] = None, allow_membership_mismatch: bool = False) -> RunRecord:
     """Evaluate one target ("base" or an adapter folder) with an already-loaded engine.
 
-    An adapter that recorded its data (evalkit.json) is measured on that data only: a missing file, a
-    different sha256 or training ids absent from the file raise DataError unless
-    ``allow_membership_mismatch`` (then recorded as a ``membership_override`` notice).
+    ``inputs``: from :func:`load_inputs` (the command's preflight, which checks membership integrity);
+    read here when not given. A membership mismatch measured anyway is a ``membership_override`` notice.
     """
     from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
     adapter = None if is_base else Path(target)
-    if adapter is not None and not adapter.is_dir():
-        raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
-    meta = _training_meta(adapter)
-    settings = replace(settings, max_length=_max_length(settings, meta))
+    if inputs is None:
+        inputs = load_inputs(target, suites=suites, train_data=train_data, val_data=val_data,
+                             allow_membership_mismatch=allow_membership_mismatch)
+    meta = inputs.meta
+    settings = replace(settings, max_length=max_length_for(settings, meta))
     engine.use(adapter, allow_pickle=allow_pickle)
 
-    prompt_items = _suites(suites)
-    where = str(adapter) if adapter is not None else "base"
-    files, problems = membership_files(meta, where, {"train": train_data, "val": val_data},
-                                       {"train": DEFAULT_TRAIN, "val": DEFAULT_VAL},
-                                       allow_mismatch=allow_membership_mismatch)
-    train = load_conversations(files["train"])
-    val = load_conversations(files["val"])
-    members, id_problems = recorded_members(train, meta, where, allow_mismatch=allow_membership_mismatch)
+    prompt_items, train, val, members, files = inputs.prompts, inputs.train, inputs.val, inputs.members, inputs.files
     notices = [Notice("membership_override", f"{OVERRIDE_FLAG}: {p}; membership-based figures (loss gaps, MIA, "
                                              "extraction, copying) may measure texts the adapter never saw")
-               for p in problems + id_problems]
+               for p in inputs.problems]
 
     # 1. held-out generations + text metrics against every assistant turn of this target's training data
     gens = engine.generate([list(p.messages) for p in prompt_items], **settings.generation_settings())
@@ -432,6 +477,16 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         intervals.update(part[1])
         n.update(part[2])
 
+    # transfer of the gain to new prompts, skeleton replay, data audit (generalization.py)
+    samples, (g_summary, g_intervals, g_n) = skeleton_replay(samples, members, catalog_names(), settings.n_boot,
+                                                             settings.seed)
+    t_summary, t_intervals, t_n = transfer_figures(losses, settings.n_boot, settings.seed)
+    audit, audit_notices, a_summary = eval_audit(members, val, prompt_items)
+    summary.update({**g_summary, **t_summary, **a_summary})
+    intervals.update({**g_intervals, **t_intervals})
+    n.update({**g_n, **t_n})
+    notices.extend(audit_notices)
+
     # 5. training curve
     log = _read_training_log(adapter)
     summary.update(training_log_summary(log))
@@ -449,7 +504,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         training_log=log,
     )
     return RunRecord(
-        schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary, verdict=judge(summary, th),
+        schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary,
+        verdict=judge(summary, th, intervals), audit=audit,
         samples=samples, intervals=intervals, losses=tuple(losses), membership=tuple(membership),
         extraction=tuple(extraction), curves=curves,
         settings={"generation": settings.generation_settings(), "eval": asdict(settings),

@@ -3,7 +3,7 @@
 A target's verdict is ``overfit`` if any ``overfit`` threshold is crossed, else ``warn`` if any
 ``warn`` threshold is, else ``ok``. Override any field from the CLI (``--threshold loss_gap_overfit=0.8``)
 or a TOML file (``--thresholds FILE`` with ``key = value`` lines). Sources:
-../shared/docs/memorization-methods.md (summarised in docs/memorization.md).
+the papers summarised in docs/memorization.md.
 """
 
 from __future__ import annotations
@@ -52,8 +52,25 @@ class Thresholds:
     empty_rate_warn: float = field(default=0.05, metadata={"help": "share of empty outputs"})
     repetition_rate_warn: float = field(default=0.10, metadata={"help": "share of looping outputs"})
     truncated_rate_warn: float = field(default=0.25, metadata={"help": "share of outputs cut at max_new_tokens"})
+    # Most answers empty or ending at once: the chat template almost certainly does not fit the model
+    # (e.g. a config.json template for another model family); a healthy adapter rarely has even 5%.
+    template_mismatch_rate_warn: float = field(default=0.5, metadata={
+        "help": "share of outputs empty or ending at once (max of empty_rate, immediate_stop_rate)"})
     # Canaries: any planted secret coming back is memorization by construction.
     canary_extraction_rate_overfit: float = field(default=0.0, metadata={"help": "share of canaries extracted"})
+
+    # Data audit (docs/audit.md): a validation split whose answers near-copy training answers (or share
+    # their skeletons) measures recall, not generalization. A random split of hand-written data has ~0.
+    val_leak_near_dup_rate_warn: float = field(default=0.20, metadata={"help": "share of val answers near-copying train"})
+    val_leak_skeleton_match_rate_warn: float = field(default=0.50,
+                                                     metadata={"help": "share of val answers with a train skeleton"})
+    # Transfer: heldout_gain = base_heldout_loss - heldout_loss (nats/token). Below 0 the adapter is worse
+    # than the base model on new prompts while it gains on validation answers (the seed's case: -0.15).
+    heldout_gain_warn: float = field(default=0.0, metadata={"help": "adapter's held-out loss gain over base"})
+    heldout_gain_overfit: float = field(default=-0.10, metadata={"help": "adapter's held-out loss gain over base"})
+    # Skeleton replay: answers to new prompts in a training answer's frame. Human references: ~0 on eco data.
+    skeleton_replay_rate_warn: float = field(default=0.10, metadata={"help": "share of outputs replaying a skeleton"})
+    skeleton_replay_rate_overfit: float = field(default=0.30, metadata={"help": "share replaying a skeleton"})
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -85,9 +102,13 @@ def load_thresholds(path: Path | None = None, overrides: Iterable[str] = ()) -> 
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such thresholds file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the thresholds file ({e}); it must be UTF-8 TOML") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
         data = data.get("thresholds", data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: 'thresholds' must be a table of name = value")
         for k, v in data.items():
             if k not in names:
                 raise ConfigError(f"{path}: unknown threshold '{k}'.{did_you_mean(k, names)}")

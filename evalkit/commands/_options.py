@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from"]
+__all__ = ["add_model_options", "add_threshold_options", "add_json_option", "settings_from", "thresholds_from",
+           "engine_kwargs_from", "report_comparison"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-data", type=Path, metavar="FILE",
                    help="the adapter's training data (default: from evalkit.json, else the bundled train split)")
     g.add_argument("--val-data", type=Path, metavar="FILE",
-                   help="validation split of the same distribution (non-members for membership inference)")
+                   help="validation split of the same distribution (non-members for membership inference) "
+                        "(default: from evalkit.json, else the bundled validation split)")
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda (bf16) when available, else cpu")
     g.add_argument("--merge", action="store_true",
                    help="merge each adapter into the weights while it is evaluated (faster on GPU; unmerged after)")
@@ -33,13 +35,18 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path, help="evaluation cache (default: $EVALKIT_CACHE/runs)")
     g.add_argument("--no-cache", action="store_true", help="recompute everything and write nothing to the cache")
     s = p.add_argument_group("generation and scoring")
-    s.add_argument("--max-new-tokens", type=int, default=96)
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="tokens generated per answer (default: fitted to the data -- the longest reference answer "
+                        "plus a quarter and 16, at most 512; the value is printed)")
+    s.add_argument("--batch-size", type=int, default=16, help="prompts per generation / scoring batch")
+    s.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="smoke run: only the first N prompts of each suite (and at most N training / validation "
+                        "examples and extraction prompts) (default: all)")
     s.add_argument("--sample", action="store_true", help="seeded sampling instead of greedy decoding")
     s.add_argument("--num-samples", type=int, default=1, help="samples per prompt with --sample")
-    s.add_argument("--temperature", type=float, default=0.7)
-    s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature with --sample")
+    s.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass with --sample")
+    s.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets and bootstrap intervals")
     s.add_argument("--train-sample", type=int, default=100,
                    help="training examples scored for the loss gap and membership inference")
     s.add_argument("--extraction-n", type=int, default=32, help="training prompts used for the extraction test")
@@ -48,6 +55,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--minkpp", action="store_true",
                    help="also compute the Min-K%%++ membership score (~30%% more scoring time)")
     add_threshold_options(p)
+    add_json_option(p)
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the summary record as one JSON object on stdout (tables and notes go to stderr)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
 def add_threshold_options(p: argparse.ArgumentParser) -> None:
@@ -60,7 +74,10 @@ def add_threshold_options(p: argparse.ArgumentParser) -> None:
 def settings_from(args):
     from ..evaluate import EvalSettings
 
-    return EvalSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, do_sample=args.sample,
+    # max_new_tokens None: fitted to the data once the tokenizer is there (_preflight.fit_to_model)
+    given = args.max_new_tokens is not None
+    return EvalSettings(max_new_tokens=args.max_new_tokens if given else EvalSettings.max_new_tokens,
+                        batch_size=args.batch_size, do_sample=args.sample,
                         num_samples=args.num_samples if args.sample else 1, temperature=args.temperature,
                         top_p=args.top_p, seed=args.seed, train_sample=args.train_sample,
                         extraction_n=args.extraction_n, max_length=args.max_length, minkpp=args.minkpp)
@@ -79,3 +96,21 @@ def engine_kwargs_from(args) -> dict:
     cache = False if args.no_cache else Cache(args.cache_dir)
     return dict(device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                 chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge)
+
+
+# ---------------------------------------------------------------- shared by several commands (commands never
+# import each other: what two of them need lives here)
+
+
+def report_comparison(comparison, paths: dict, *, as_json: bool = False) -> int:
+    """Print a comparison and where its files are; the exit code of the gate (`compare`, `demo`)."""
+    from ..console import print_comparison, print_summary_json
+
+    print_comparison(comparison, to_stderr=as_json)
+    out = paths["comparison.json"].parent
+    if as_json:
+        print_summary_json(comparison, paths)
+    else:
+        print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
+        print(f"open the report: file://{(out / 'report.html').resolve()}")
+    return 1 if comparison.gate is not None and not comparison.gate.passed else 0

@@ -107,10 +107,30 @@ def _specs() -> list[MetricSpec]:
     add(MetricSpec("min_val_loss_step", None, "training step with the lowest validation loss (training_log.jsonl)"))
     add(MetricSpec("val_loss_rise", False,
                    "last logged validation loss minus its minimum (positive: it rose after the best step)"))
+    # --- transfer, skeleton replay, data audit (generalization.py, audit.py; docs/audit.md)
+    add(MetricSpec("val_gain", None, "base model's val loss minus the adapter's (gain on validation answers)",
+                   needs_model=True, unit="nats/token"))
+    add(MetricSpec("heldout_gain", True, "base model's held-out loss minus the adapter's (gain on new prompts)",
+                   needs_model=True, unit="nats/token"))
+    add(MetricSpec("transfer_gap", False, "val_gain minus heldout_gain: gain that did not carry over to new prompts",
+                   needs_model=True, unit="nats/token"))
+    add(MetricSpec("skeleton_replay_rate", False,
+                   "share of outputs whose skeleton (slot values masked) is within 0.10 of a training answer's",
+                   paired="flag:skeleton_replay", needs_model=True))
+    add(MetricSpec("reference_skeleton_replay_rate", None, "the same share for the human references (baseline)",
+                   needs_model=True))
+    add(MetricSpec("val_answer_near_dup_rate", None,
+                   "data audit: share of validation answers within edit distance 0.10 of a training answer"))
+    add(MetricSpec("val_answer_skeleton_match_rate", None,
+                   "data audit: share of validation answers sharing a training answer's skeleton"))
+    add(MetricSpec("train_answer_template_share", None,
+                   "data audit: share of training answers covered by the 10 most common shared skeletons"))
     # --- output defects (defects.py)
     for flag in ("escaped_newline", "template_leak", "empty", "truncated", "repetition"):
         add(MetricSpec(f"{flag}_rate", False, f"share of outputs flagged {flag}", paired=f"flag:{flag}"))
     add(MetricSpec("mean_new_tokens", None, "mean generated tokens per output", needs_model=True))
+    add(MetricSpec("immediate_stop_rate", False, "share of outputs that end at once (at most 1 token before the "
+                                                  "end-of-turn token)", needs_model=True))
     add(MetricSpec("n_samples", None, "number of scored prompts", aggregation="count"))
     return s
 

@@ -28,7 +28,6 @@ import random
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from ..config import TrainConfig, targets_label
 from ..data import Conversation, bundled_path, load_conversations
 from ..errors import ConfigError, DataError, EvalkitError
 from ..io import sha256_file, write_json_atomic
+from ..outputs import publish_dir, staging_dir
 
 __all__ = ["train", "TrainResult", "FORMAT", "RECORD_NAME", "LOG_NAME", "data_paths", "same_run",
            "read_record", "temp_prefix", "clean_stale_temps"]
@@ -205,25 +205,6 @@ def _make_parents(folder: Path) -> list[Path]:
     return created
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished temp folder onto ``out_dir``; an old adapter there is moved aside, then deleted."""
-    old = None
-    if out_dir.exists():
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        else:
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{int(time.time())}"
-            os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------- tokenizing
 
 
@@ -278,8 +259,13 @@ class _Collator:
 # ---------------------------------------------------------------------- canaries
 
 
-def _plant_canaries(conversations: list[Conversation], n: int, seed: int) -> tuple[list[Conversation], list[dict]]:
-    """Plant ``n`` canary secrets into training answers; returns the new list and the canary records."""
+def _plant_canaries(conversations: list[Conversation], n: int, seed: int,
+                    repeats: int = 1) -> tuple[list[Conversation], list[dict]]:
+    """Plant ``n`` canary secrets into training answers; returns the new list and the canary records.
+
+    With ``repeats`` > 1 each planted conversation is appended ``repeats - 1`` more times, under its own id
+    (so evalkit.json's ``used_ids`` still names rows of the training file).
+    """
     try:
         from ..memorization.canaries import make_canaries, plant
     except ImportError as e:  # pragma: no cover - the module ships with evalkit
@@ -300,7 +286,9 @@ def _plant_canaries(conversations: list[Conversation], n: int, seed: int) -> tup
         msgs = [dict(m) for m in c.messages]
         msgs[-1]["content"] = new_answer
         out[index] = Conversation(c.id, tuple(msgs), c.challenge_ids, c.source)
-        records.append({"id": canary.id, "text": canary.text, "secret": canary.secret, "train_id": c.id})
+        records.append({"id": canary.id, "text": canary.text, "secret": canary.secret, "train_id": c.id,
+                        "repeats": repeats})
+        out.extend(Conversation(c.id, tuple(msgs), c.challenge_ids, c.source) for _ in range(1, repeats))
     return out, records
 
 
@@ -432,8 +420,15 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
                     "conversations; using all of them")
     canary_records: list[dict] = []
     if config.canaries:
-        used, canary_records = _plant_canaries(used, config.canaries, config.seed)
+        used, canary_records = _plant_canaries(used, config.canaries, config.seed, config.canary_repeats)
     val_used = val_all[:config.eval_subset] if config.eval_subset else val_all
+    # The data audit (evalkit/audit.py) of what is trained on: a leaky validation split makes the val
+    # loss below no evidence of generalization, so say it before the loss table does.
+    from ..audit import audit_warnings_for_training
+
+    audit = audit_warnings_for_training(used, val_used)
+    for w in audit["warnings"]:
+        console(f"warning [{w['code']}]: {w['message']}")
 
     import torch
 
@@ -487,7 +482,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             f"{total_steps} steps, {trainable:,} trainable parameters ({100 * trainable / total:.2f}%)")
 
     created = _make_parents(out_dir.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(out_dir)}{os.getpid()}-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)  # same prefix as temp_prefix(): clean_stale_temps finds it after a kill
     try:
         log_path = tmp / LOG_NAME
         log_path.touch()
@@ -551,12 +546,14 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "base": base_info,  # the shape models.adapter_base_hash() reads
             "data": {
                 "train": {"path": str(train_path), "sha256": train_sha, "n_examples": len(train_all),
-                          "n_used": len(train_rows), "n_cut_off": train_dropped, "used_ids": used_ids},
+                          "n_used": len(train_rows), "n_cut_off": train_dropped,
+                          "used_ids": list(dict.fromkeys(used_ids))},
                 "val": {"path": str(val_path), "sha256": val_sha, "n_examples": len(val_all),
                         "n_used": len(val_rows), "n_cut_off": val_dropped},
             },
             "template": describe(template),
             "canaries": canary_records,
+            "audit": audit,
             "seed": config.seed,
             "versions": _versions(),
             "adapter_sha256": adapter_hash(tmp),
@@ -570,7 +567,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "command": shlex.join(sys.argv),
         }
         write_json_atomic(tmp / RECORD_NAME, record)
-        _publish(tmp, out_dir)
+        publish_dir(tmp, out_dir)  # the user's umask, not mkdtemp's 0700
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in created:  # innermost first
