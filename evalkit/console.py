@@ -25,7 +25,7 @@ from rich.table import Table
 from .records import Comparison, RunRecord
 
 __all__ = ["print_run", "print_comparison", "KEY_METRICS", "progress", "quiet_third_party", "configure",
-           "warn", "info", "redrawn_bars"]
+           "warn", "info", "redrawn_bars", "target_label"]
 
 _STATE = {"progress": True, "quiet": False}
 
@@ -36,6 +36,11 @@ def configure(*, progress: Optional[bool] = None, quiet: Optional[bool] = None) 
         _STATE["progress"] = progress
     if quiet is not None:
         _STATE["quiet"] = quiet
+
+
+def target_label(name: str, index: int, total: int) -> str:
+    """Progress prefix naming the target and the overall count: ``[2/3] seedlike · ``."""
+    return f"[{index}/{total}] {name} · " if total > 1 else f"{name} · "
 
 
 def redrawn_bars() -> bool:

@@ -87,11 +87,16 @@ class EvalSettings:
 def provenance(extra: Optional[dict] = None) -> dict[str, Any]:
     import platform
 
+    import importlib.metadata
+
     versions = {"python": platform.python_version(), "evalkit": __version__}
-    for mod in ("torch", "transformers", "peft", "numpy", "rouge_score", "sklearn"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            versions[mod] = getattr(m, "__version__", "?")
+    # installed versions, not imported modules: a fully cached run imports no torch, yet used it
+    for mod, dist in (("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("numpy", "numpy"),
+                      ("rouge_score", "rouge-score"), ("sklearn", "scikit-learn")):
+        try:
+            versions[mod] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     out = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions,
            "command": " ".join(["evalkit", *sys.argv[1:]]), "host": platform.node()}
     out.update(extra or {})

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from ..console import info, warn
 from ..errors import DataError
 
-__all__ = ["read_inputs", "read_stored", "fit_to_model", "out_label", "limit_settings", "check_limit"]
+__all__ = ["read_inputs", "read_stored", "fit_to_model", "limit_settings", "check_limit"]
 
 
 def read_inputs(specs, args) -> dict:
@@ -70,11 +70,6 @@ def fit_to_model(engine, inputs: Sequence, settings, *, max_new_tokens_given: bo
              f"{window} tokens; their loss is measured on the first {window} tokens "
              "(raise --max-length to score them whole)")
     return settings
-
-
-def out_label(name: str, index: int, total: int) -> str:
-    """Progress prefix naming the target: ``[2/3] seedlike · ``."""
-    return f"[{index}/{total}] {name} · " if total > 1 else f"{name} · "
 
 
 def limit_settings(settings, limit: Optional[int]):
