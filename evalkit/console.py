@@ -161,6 +161,10 @@ def _print_verdict(run: RunRecord, console: Console) -> None:
     console.print(f"verdict for [bold]{run.target.name}[/]: [{_LEVEL_STYLE[v.level]}]{v.level}[/]", highlight=False)
     for r in v.reasons:
         console.print(f"  - [{_LEVEL_STYLE[r.level]}]{r.level}[/]: {r.message}", highlight=False, markup=True)
+    for notice in run.notices:
+        from rich.markup import escape
+
+        console.print(f"  - [yellow]warning[/] ({notice.code}): {escape(notice.message)}", highlight=False)
 
 
 def print_comparison(cmp: Comparison, console: Console | None = None, *, to_stderr: bool = False) -> None:

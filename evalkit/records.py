@@ -255,6 +255,7 @@ class Delta:
     # minimum detectable effect of this paired comparison at its n (alpha 0.05, power 0.8; lm_eval.* metrics,
     # see docs/lm-eval.md): a |delta| smaller than this could not have been told apart from no change
     mde: Optional[float] = None
+    p_adjusted: Optional[float] = None  # Holm-adjusted p over every p-valued delta of the comparison (stats.holm)
     # per-prompt paired differences (candidate - baseline) behind ``delta``, keyed like the pairing
     # (sample id, or "suite/id" when ids repeat across suites); per-sample score metrics only
     per_id: dict[str, float] = field(default_factory=dict)

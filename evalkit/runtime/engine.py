@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
+import numpy as np
+
 from ..cache import Cache, cache_key, decode_array, encode_array
 from ..errors import ModelError
 from ..io import sha256_file
 from .chat_templates import TemplateInfo
 from .generate import Generation
 from .generate import generate as _generate
-from .loss import TokenScores
+from .loss import SCORE_FORMAT, TokenScores
 from .loss import score_conversations as _score
 from .models import (BaseModelRef, adapter_base_hash, adapter_hash, check_adapter_dir, linear_module_names,
                      cpu_runtime, load_model, load_tokenizer, pick_device, read_adapter_meta, resolve_base,
@@ -64,13 +66,22 @@ def _gen_from_json(rows: list[dict]) -> list[Generation]:
 
 
 def _scores_to_json(s: TokenScores) -> dict:
+    def arr(a):
+        return None if a is None else encode_array(a)
+
     return {"nll": None if s.nll != s.nll else s.nll, "n_tokens": s.n_tokens, "logprobs": encode_array(s.logprobs),
-            "mu": encode_array(s.mu), "sigma": encode_array(s.sigma)}
+            "mu": arr(s.mu), "sigma": arr(s.sigma),
+            "correct": None if s.correct is None else encode_array(s.correct.astype(np.float32))}
 
 
 def _scores_from_json(d: dict) -> TokenScores:
+    def arr(key):
+        return None if d.get(key) is None else decode_array(d[key])
+
+    correct = arr("correct")
     return TokenScores(nll=float("nan") if d["nll"] is None else float(d["nll"]), n_tokens=int(d["n_tokens"]),
-                       logprobs=decode_array(d["logprobs"]), mu=decode_array(d["mu"]), sigma=decode_array(d["sigma"]))
+                       logprobs=decode_array(d["logprobs"]), mu=arr("mu"), sigma=arr("sigma"),
+                       correct=None if correct is None else correct > 0.5)
 
 
 class Engine:
@@ -355,21 +366,22 @@ class Engine:
                             _gen_from_json, chunk=per_batch, label="generate", show=progress)
 
     def score(self, conversations: Iterable[Any], *, with_base: bool = False, max_length: int = 512,
-              batch_size: int = 8, progress: bool = True) -> list[ScoredExample]:
+              batch_size: int = 8, progress: bool = True, moments: bool = False) -> list[ScoredExample]:
         """Teacher-forced assistant-token scores of each conversation under the active target.
 
         One :class:`ScoredExample` per conversation: ``.target`` under the active target and, with
         ``with_base=True``, ``.base`` under the base model (adapters disabled, nothing reloaded; cached under
-        the base alone, so it is computed once for all adapters).
+        the base alone, so it is computed once for all adapters). ``moments=True`` adds the Min-K%++
+        statistics (evalkit/runtime/loss.py).
         """
         convs = [_messages(c) for c in conversations]
-        settings = self._settings(max_length=max_length)
+        settings = self._settings(max_length=max_length, format=SCORE_FORMAT, moments=moments)
 
         def run(adapter: Optional[str]) -> list[TokenScores]:
             def compute(todo, on_batch):
                 with (self._active() if adapter is not None else self._base_only()):
                     _score(self.model, self.tokenizer, todo, max_length=max_length, batch_size=batch_size,
-                           progress=False, on_batch=on_batch)
+                           progress=False, moments=moments, on_batch=on_batch)
 
             return self._cached("score", convs, settings, adapter, compute, _scores_to_json, _scores_from_json,
                                 chunk=batch_size, label="score" if adapter is not None else "score (base model)",

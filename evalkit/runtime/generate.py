@@ -142,7 +142,8 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
              do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
              seed: int = 0, progress: bool = True,
              on_batch: Optional[Callable[[list[int], list[list[Generation]]], None]] = None) -> list[list[Generation]]:
-    """Answer each chat prompt (messages ending with a user turn); outer list per prompt, inner per sample.
+    """Answer each chat prompt (messages ending with a user turn, or with an assistant prefix to continue:
+    see :func:`~evalkit.runtime.chat_templates.encode_prompt`); outer list per prompt, inner per sample.
 
     Prompts are sorted by length (longest first) and decoded ``batch_size`` rows at a time under
     ``torch.inference_mode()``. Greedy decoding gives ``num_samples`` copies of one answer. ``on_batch``
