@@ -137,6 +137,8 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
 
     ``stored`` / ``inputs`` (raw target -> RunRecord / EvalInputs) are what the preflight already read.
     """
+    from .console import target_label
+
     stored, inputs = stored or {}, inputs or {}
     engine = None
     runs = []
@@ -149,7 +151,7 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
         if engine is None:
             engine = engine_factory()
         k += 1
-        engine.progress_label = f"[{k}/{n_model}] {s.name} · " if n_model > 1 else f"{s.name} · "
+        engine.progress_label = target_label(s.name, k, n_model)
         target = "base" if s.kind == "base" else s.raw if s.kind == "endpoint" else s.path
         runs.append(evaluate(engine, target, name=s.name, inputs=inputs.get(s.raw)))
     return runs
@@ -158,7 +160,7 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
 def compare_targets(raws: Sequence[str], *, base: Optional[str] = None, gate=None, settings=None,
                     thresholds=None, engine_kwargs: Optional[dict] = None, suites=None, train_data=None,
                     val_data=None, allow_pickle: bool = False, stored: Optional[dict] = None,
-                    inputs: Optional[dict] = None, engine=None):
+                    inputs: Optional[dict] = None, engine=None, lm_eval=None):
     """Evaluate (or load) every target and compare them against the first (evalkit.outputs writes the files)."""
     from functools import partial
 
@@ -167,7 +169,8 @@ def compare_targets(raws: Sequence[str], *, base: Optional[str] = None, gate=Non
 
     specs = parse_targets(raws, minimum=2)
     evaluate = partial(evaluate_target, suites=suites, train_data=train_data, val_data=val_data,
-                       settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle)
+                       settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle,
+                       lm_eval=lm_eval)
     factory = (lambda: engine) if engine is not None else (lambda: engine_for(specs, base, **(engine_kwargs or {})))
     runs = evaluate_targets(specs, engine_factory=factory, evaluate=evaluate, stored=stored, inputs=inputs)
     return compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())

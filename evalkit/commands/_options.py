@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_model_options", "add_engine_options", "add_threshold_options", "add_json_option", "settings_from",
-           "thresholds_from", "engine_kwargs_from", "report_comparison"]
+__all__ = ["add_model_options", "add_engine_options", "add_threshold_options", "add_json_option", "add_lm_eval_options",
+           "settings_from", "thresholds_from", "engine_kwargs_from", "lm_eval_from", "report_comparison"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -24,6 +24,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda (bf16) when available, else cpu")
     g.add_argument("--merge", action="store_true",
                    help="merge each adapter into the weights while it is evaluated (faster on GPU; unmerged after)")
+    g.add_argument("--allow-membership-mismatch", action="store_true",
+                   help="measure an adapter whose recorded training/val data is missing or changed "
+                        "(recorded as a warning; membership labels unverified)")
     g.add_argument("--allow-pickle", action="store_true",
                    help="allow adapters saved only as pickle .bin (loaded with weights_only=True)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the base folder")
@@ -48,7 +51,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--train-sample", type=int, default=100,
                    help="training examples scored for the loss gap and membership inference")
     s.add_argument("--extraction-n", type=int, default=32, help="training prompts used for the extraction test")
-    s.add_argument("--max-length", type=int, default=512, help="max tokens of a scored conversation")
+    s.add_argument("--max-length", type=int, default=None,
+                   help="max tokens of a scored conversation (default: the adapter's training max_length, else 512)")
+    s.add_argument("--minkpp", action="store_true",
+                   help="also compute the Min-K%%++ membership score (~30%% more scoring time)")
+    add_lm_eval_options(p)
     add_threshold_options(p)
     add_json_option(p)
 
@@ -76,6 +83,26 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                                                                     "largest rank among the targets)")
 
 
+def add_lm_eval_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("capability retention with lm-evaluation-harness (docs/lm-eval.md; "
+                             "pip install 'evalkit[lm-eval]')")
+    g.add_argument("--lm-eval-tasks", metavar="T1,T2",
+                   help="lm-eval tasks to run on every target, on the same loaded model; 'default' is evalkit's "
+                        "offline retention task (evalkit_retention)")
+    g.add_argument("--lm-eval-include-path", type=Path, metavar="DIR", help="a folder of your own lm-eval task YAMLs")
+    g.add_argument("--lm-eval-limit", type=int, metavar="N", help="evaluate only the first N documents of each task")
+    g.add_argument("--lm-eval-chat-template", action="store_true",
+                   help="format lm-eval prompts with the model's chat template (lm-eval's --apply_chat_template)")
+
+
+def lm_eval_from(args):
+    """The LmEvalSpec of --lm-eval-* (None without --lm-eval-tasks); bad values fail before any model loads."""
+    from ..retention import LmEvalSpec
+
+    return LmEvalSpec.from_options(args.lm_eval_tasks, args.lm_eval_include_path, args.lm_eval_limit,
+                                   args.lm_eval_chat_template)
+
+
 def add_threshold_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("verdict thresholds (see docs/verdict.md)")
     g.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of name = value thresholds")
@@ -92,7 +119,7 @@ def settings_from(args):
                         batch_size=args.batch_size, do_sample=args.sample,
                         num_samples=args.num_samples if args.sample else 1, temperature=args.temperature,
                         top_p=args.top_p, seed=args.seed, train_sample=args.train_sample,
-                        extraction_n=args.extraction_n, max_length=args.max_length)
+                        extraction_n=args.extraction_n, max_length=args.max_length, minkpp=args.minkpp)
 
 
 def thresholds_from(args):
@@ -125,12 +152,15 @@ def engine_kwargs_from(args) -> dict:
 def report_comparison(comparison, paths: dict, *, as_json: bool = False) -> int:
     """Print a comparison and where its files are; the exit code of the gate (`compare`, `demo`)."""
     from ..console import print_comparison, print_summary_json
+    from ..retention import retention_table
 
     print_comparison(comparison, to_stderr=as_json)
     out = paths["comparison.json"].parent
     if as_json:
         print_summary_json(comparison, paths)
     else:
+        for line in retention_table(comparison):
+            print(line)
         print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
         print(f"open the report: file://{(out / 'report.html').resolve()}")
     return 1 if comparison.gate is not None and not comparison.gate.passed else 0

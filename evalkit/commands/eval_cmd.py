@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
+from ._options import add_model_options, engine_kwargs_from, lm_eval_from, settings_from, thresholds_from
 
 
 def register(sub):
@@ -27,16 +27,17 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..console import info, print_run, print_summary_json
+    from ..console import info, print_run, print_summary_json, target_label
     from ..errors import ConfigError
     from ..evaluate import evaluate_target
     from ..outputs import check_out_dir, write_run
     from ..pipeline import engine_for, parse_targets
-    from ._preflight import check_limit, fit_to_model, limit_settings, out_label, read_inputs
+    from ._preflight import check_limit, fit_to_model, limit_settings, read_inputs
 
     # preflight: everything that can be wrong is found before the model loads
     check_limit(args.limit)
     settings, thresholds = limit_settings(settings_from(args), args.limit), thresholds_from(args)
+    lm_eval = lm_eval_from(args)
     spec = parse_targets([args.target])[0]
     if spec.kind == "results":
         raise ConfigError(f"{args.target} already holds results.json; use `evalkit report {args.target}` "
@@ -45,11 +46,11 @@ def run(args) -> int:
     check_out_dir(args.out)
     engine = engine_for([spec], args.base, **engine_kwargs_from(args))
     settings = fit_to_model(engine, [inputs], settings, max_new_tokens_given=args.max_new_tokens is not None)
-    engine.progress_label = out_label(spec.name, 1, 1)
+    engine.progress_label = target_label(spec.name, 1, 1)
 
     target = {"base": "base", "endpoint": spec.raw}.get(spec.kind, spec.path)
-    record = evaluate_target(engine, target, settings=settings,
-                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs)
+    record = evaluate_target(engine, target, settings=settings, thresholds=thresholds,
+                             allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs, lm_eval=lm_eval)
     from ..runtime.data_parallel import is_main_process
 
     if not is_main_process():  # data parallel: this rank computed its shard; rank 0 writes

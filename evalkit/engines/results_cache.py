@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
+
 from ..cache import cache_key, decode_array, encode_array
 from .base import Generation, TokenScores
 
@@ -38,13 +40,22 @@ def gen_from_json(rows: list[dict]) -> list[Generation]:
 
 
 def scores_to_json(s: TokenScores) -> dict:
+    def arr(a):
+        return None if a is None else encode_array(a)
+
     return {"nll": None if s.nll != s.nll else s.nll, "n_tokens": s.n_tokens, "logprobs": encode_array(s.logprobs),
-            "mu": encode_array(s.mu), "sigma": encode_array(s.sigma)}
+            "mu": arr(s.mu), "sigma": arr(s.sigma),
+            "correct": None if s.correct is None else encode_array(np.asarray(s.correct, dtype=np.float32))}
 
 
 def scores_from_json(d: dict) -> TokenScores:
+    def arr(key):
+        return None if d.get(key) is None else decode_array(d[key])
+
+    correct = arr("correct")
     return TokenScores(nll=float("nan") if d["nll"] is None else float(d["nll"]), n_tokens=int(d["n_tokens"]),
-                       logprobs=decode_array(d["logprobs"]), mu=decode_array(d["mu"]), sigma=decode_array(d["sigma"]))
+                       logprobs=decode_array(d["logprobs"]), mu=arr("mu"), sigma=arr("sigma"),
+                       correct=None if correct is None else correct > 0.5)
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

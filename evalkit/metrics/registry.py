@@ -66,13 +66,22 @@ def _specs() -> list[MetricSpec]:
                    "share of training prompts whose training answer the model reproduces (near-)exactly",
                    needs_model=True))
     add(MetricSpec("heldout_extraction_rate", None,
-                   "the same rate for held-out prompts against their references (control)", needs_model=True))
-    add(MetricSpec("mia_auc", False, "ROC AUC of the base-calibrated 'ref' membership score (the 'loss' score "
-                   "when there is no base), training vs validation answers",
+                   "the same rate for validation prompts against their own answers (the control)", needs_model=True))
+    add(MetricSpec("extraction_gap", False, "extraction_rate minus heldout_extraction_rate (extraction beyond "
+                   "the control)", needs_model=True))
+    add(MetricSpec("mia_auc", False, "ROC AUC of the base-calibrated 'ref' membership score for an adapter (the "
+                   "'loss' score for the base model), training vs validation answers",
                    needs_model=True))
-    add(MetricSpec("mia_tpr_at_1fpr", False, "TPR at 1% FPR of the same score", needs_model=True))
-    for sc in ("loss", "zlib", "ref", "minkpp"):
+    add(MetricSpec("mia_tpr_at_1fpr", False, "TPR at 1% FPR of the same score (only with >= 300 non-members)",
+                   needs_model=True))
+    add(MetricSpec("mia_tpr_at_0fp", False, "TPR at zero false positives of the same score (fewer than 300 "
+                   "non-members: a 1% FPR cannot be bounded)", needs_model=True))
+    for sc in ("loss", "zlib", "ref", "minkpp", "ezmia"):
         add(MetricSpec(f"mia_auc_{sc}", False, f"ROC AUC of the {sc} membership score", needs_model=True))
+    add(MetricSpec("mia_auc_base_null", None, "ROC AUC of the base model's own loss score on the same members and "
+                   "non-members (the null: its interval should contain 0.5)", needs_model=True))
+    add(MetricSpec("mia_auc_blind", None, "ROC AUC of a model-free bag-of-words classifier (cross-validated) on the "
+                   "same members and non-members: how separable the split is without any model", needs_model=True))
     add(MetricSpec("canary_extraction_rate", False, "share of planted canaries the model reproduces",
                    needs_model=True))
     add(MetricSpec("canary_exposure", False, "mean exposure (bits) of planted canaries", needs_model=True))
@@ -83,7 +92,14 @@ def _specs() -> list[MetricSpec]:
                    needs_model=True, unit="nats/token"))
     add(MetricSpec("heldout_loss", False, "mean NLL per assistant token on held-out references",
                    paired="loss:heldout", needs_model=True, unit="nats/token"))
-    add(MetricSpec("loss_gap", False, "heldout_loss minus train_loss", needs_model=True, unit="nats/token"))
+    add(MetricSpec("loss_gap_val", False, "val_loss minus train_loss (same distribution)", needs_model=True,
+                   unit="nats/token"))
+    add(MetricSpec("loss_gap_heldout", False, "heldout_loss minus train_loss (the held-out suites' references)",
+                   needs_model=True, unit="nats/token"))
+    add(MetricSpec("loss_gap_calibrated", False, "the val gap of NLL_target - NLL_base: mean_val(nll_t - nll_b) "
+                   "minus mean_train(nll_t - nll_b)", needs_model=True, unit="nats/token"))
+    add(MetricSpec("loss_gap", False, "alias of loss_gap_val (val_loss minus train_loss), kept for existing gates",
+                   needs_model=True, unit="nats/token"))
     add(MetricSpec("train_ppl", None, "exp(train_loss)", needs_model=True))
     add(MetricSpec("val_ppl", False, "exp(val_loss)", needs_model=True))
     add(MetricSpec("heldout_ppl", False, "exp(heldout_loss)", needs_model=True))
@@ -123,6 +139,10 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in _specs()}
 
 
 def get_metric(name: str) -> MetricSpec:
+    """The spec of ``name``; a per-suite name ``<metric>@<suite>`` (scoring.py) has its metric's spec."""
+    base, at, suite = name.partition("@")
+    if at and suite and base in METRICS:
+        return METRICS[base]
     try:
         return METRICS[name]
     except KeyError:
