@@ -12,7 +12,6 @@ Everything model-side goes through the engine's cache, so a re-run recomputes no
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -26,7 +25,8 @@ import numpy as np
 from . import __version__
 from .data import Conversation, PromptItem, bundled_path, load_conversations, load_predictions, load_suite
 from .errors import DataError, ModelError
-from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target)
+from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target,
+                      read_adapter_record, read_training_log, to_dict)
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
@@ -100,15 +100,9 @@ def _suites(paths: Sequence[Path] | None) -> list[PromptItem]:
 
 
 def _training_meta(adapter: Optional[Path]) -> Optional[dict]:
-    if adapter is None:
-        return None
-    f = Path(adapter) / "evalkit.json"
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{f}: not valid JSON ({e}); re-train the adapter or remove the file") from None
+    """The adapter's evalkit.json as plain data (validated by records.read_adapter_record)."""
+    record = read_adapter_record(adapter) if adapter is not None else None
+    return to_dict(record) if record is not None else None
 
 
 def _data_path(explicit: Optional[Path], meta: Optional[dict], split: str, default: str) -> Path:
@@ -130,16 +124,7 @@ def training_log_summary(rows: Sequence[dict]) -> dict[str, float]:
 
 
 def _read_training_log(adapter: Optional[Path]) -> tuple[dict, ...]:
-    if adapter is None or not (Path(adapter) / "training_log.jsonl").is_file():
-        return ()
-    rows = []
-    for line in (Path(adapter) / "training_log.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line from a killed run: ignore, the rest is valid
-    return tuple(rows)
+    return tuple(to_dict(row) for row in read_training_log(adapter)) if adapter is not None else ()
 
 
 def _sample(items: Sequence, n: int, seed: int) -> list:

@@ -6,14 +6,13 @@ A target is ``base``, an adapter folder (``adapter_config.json``), or a folder/f
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .errors import ConfigError, ModelError
-from .records import RunRecord, load_run
+from .records import RunRecord, load_run, read_adapter_record
 
 __all__ = ["TargetSpec", "parse_targets", "evaluate_targets", "engine_for"]
 
@@ -58,13 +57,8 @@ def parse_targets(raws: Sequence[str], *, minimum: int = 1) -> list[TargetSpec]:
 
 
 def _adapter_base_spec(path: Path) -> Optional[str]:
-    meta = path / "evalkit.json"
-    if meta.is_file():
-        try:
-            return (json.loads(meta.read_text(encoding="utf-8")).get("base") or {}).get("spec")
-        except json.JSONDecodeError:
-            return None
-    return None
+    record = read_adapter_record(path)  # RecordError (exit 2) when corrupt: before any model is loaded
+    return record.base.spec if record else None
 
 
 def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs):

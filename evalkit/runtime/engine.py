@@ -31,8 +31,9 @@ from .generate import Generation
 from .generate import generate as _generate
 from .loss import TokenScores
 from .loss import score_conversations as _score
-from .models import (BaseModelRef, adapter_base_hash, adapter_hash, check_adapter_dir, linear_module_names,
-                     load_model, load_tokenizer, pick_device, read_adapter_meta, resolve_base,
+from ..records import read_adapter_record
+from .models import (BaseModelRef, adapter_hash, check_adapter_dir, linear_module_names,
+                     load_model, load_tokenizer, pick_device, resolve_base,
                      weight_module_names)
 
 __all__ = ["Engine", "ScoredExample"]
@@ -129,7 +130,8 @@ class Engine:
         adapter_dir = Path(adapter_dir)
         weights = check_adapter_dir(adapter_dir, allow_pickle=allow_pickle)
         h = adapter_hash(adapter_dir)
-        meta_hash, meta_ident = adapter_base_hash(read_adapter_meta(adapter_dir))
+        record = read_adapter_record(adapter_dir)
+        meta_hash, meta_ident = (record.base.content_hash, record.base.identity) if record else (None, None)
         if meta_hash and meta_hash != self.base_ref.content_hash:
             raise ModelError(
                 f"adapter {adapter_dir} was trained on base model {meta_ident or '?'} (hash {meta_hash[:12]}), but "
