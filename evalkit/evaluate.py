@@ -342,7 +342,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         training_log=log,
     )
     return RunRecord(
-        schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary, verdict=judge(summary, th),
+        schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary,
+        verdict=judge(summary, th, intervals, kind="eval"),
         samples=samples, intervals=intervals, losses=tuple(losses), membership=tuple(membership),
         extraction=tuple(extraction), curves=curves,
         settings={"generation": settings.generation_settings(), "eval": asdict(settings),
@@ -366,7 +367,8 @@ def score_predictions(path: Path, *, train_data: Optional[Path] = None, threshol
     th = thresholds or Thresholds()
     tgt = Target(name=name or Path(path).stem, kind="predictions", path=str(path))
     return RunRecord(schema_version=SCHEMA_VERSION, kind="score", target=tgt, summary=dict(text.summary),
-                     verdict=judge(text.summary, th), samples=text.samples, intervals=text.intervals,
+                     verdict=judge(text.summary, th, text.intervals, text.n, kind="score"), samples=text.samples,
+                     intervals=text.intervals, n=dict(text.n),
                      curves=text.curves, settings={"thresholds": th.to_dict(),
                                                    "train_data": str(train_data) if train_data else None},
                      provenance=provenance())
