@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
 import platform
 from collections import Counter
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from . import __version__
 from .errors import ConfigError, ModelError
 from .io import write_text_atomic
 from .metrics.registry import METRICS
+from .numbers import finite_or_none
 from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord, save_record
 from .stats import paired_bootstrap, unpaired_delta
 
@@ -45,17 +45,6 @@ __all__ = ["compare_runs", "compute_deltas", "paired_values", "ordered_metrics",
            "MODEL_KINDS"]
 
 MODEL_KINDS = ("adapter", "base")  # targets that ran a model (predictions files did not)
-
-
-def finite_or_none(v: Any) -> Optional[float]:
-    """float(v) when it is a finite number, else None (bools, text, NaN and inf are not values)."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 _finite = finite_or_none

@@ -1,14 +1,11 @@
 """CI gate: TOML rules over summary metrics, judged per candidate; never ``eval``. docs/gate.md is the manual.
 
-    significance = 0.05                               # optional: relative rules fail only when p < 0.05
+    significance = 0.05     # optional: a failed relative rule (naming baseline.X) passes unless p < 0.05
     rules = ["verbatim_rate <= verbatim_rate_overfit", "rougeL >= baseline.rougeL - 0.01",
-             { rule = "mia_auc <= 0.75", optional = true }]  # optional: skipped when mia_auc is absent
+             { rule = "mia_auc <= 0.75", optional = true }]  # optional: "skipped" when mia_auc is absent
 
-Rules are in the language of evalkit/policy.py (shared with the verdict), one comparison each. Unknown metric
-names fail when the gate is read ("Did you mean ...?"). A metric missing from a run FAILS its rule unless the
-rule is optional (then "skipped:"): a skipped rule would let a gate pass without checking anything.
-``significance`` applies to relative rules (naming baseline.X) only: a failed one still passes unless the
-paired test's p-value (Delta.p_value) is below it; a metric without a paired test is judged on its point.
+Rules are in the language of evalkit/policy.py (the verdict's), one comparison each; unknown names fail when the
+gate is read ("Did you mean ...?"); a metric missing from a run FAILS its rule unless the rule is optional.
 """
 
 from __future__ import annotations
@@ -17,13 +14,14 @@ import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Mapping, Optional, Union
 
-from .errors import GateError, RecordError, did_you_mean
+from .errors import GateError, did_you_mean
 from .io import parse_toml
 from .metrics.registry import METRICS
-from .policy import NEGATED, BinOp, Cmp, Expr, MetricRef, Neg, Num, RuleSyntaxError, evaluate, fmt, holds, \
-    metrics_in, parse_expr, show, unknown_name
+from .numbers import fmt_sig as fmt
+from .policy import NEGATED, BinOp, Expr, MetricRef, Neg, Num, RuleSyntaxError, evaluate, holds, \
+    metrics_in, parse_expr, sides, unknown_name
 from .records import Comparison, Delta, GateResult, RuleResult, RunRecord
 from .thresholds import Thresholds
 
@@ -43,6 +41,7 @@ class Rule:
     right: Expr
     index: int = 1  # 1-based position in the file's ``rules``
     optional: bool = False
+    source: tuple[str, str] = ("", "")  # left and right side as written (shown in messages)
 
     def _names(self, baseline: bool) -> tuple[str, ...]:
         refs = metrics_in(self.left) + metrics_in(self.right)
@@ -96,74 +95,67 @@ def parse_rule(text: str, *, index: int = 1, optional: bool = False, source: str
     try:
         node = parse_expr(stripped, resolve)
     except RuleSyntaxError as e:
-        raise GateError(f"{where}: {e.message}" + ("" if e.col is None else f" at column {e.col}")) from None
-    assert isinstance(node, Cmp)  # the token check allows exactly one comparison, no and/or
-    rule = Rule(text=stripped, left=node.left, op=node.op, right=node.right, index=index, optional=optional)
+        message, col = e.args
+        raise GateError(f"{where}: {message}" + ("" if col is None else f" at column {col}")) from None
+    rule = Rule(stripped, node.left, node.op, node.right, index, optional, sides(stripped))
     if not rule.metrics:
         raise GateError(f"{where}: names no candidate metric; a rule compares a metric of each candidate, "
                         f"e.g. \"rougeL >= baseline.rougeL - 0.01\"")
     return rule
 
 
-def _line_of(raw: str, needle: str) -> Optional[int]:
-    """1-based line of the first occurrence of ``needle`` in the TOML text (best effort)."""
-    pos = raw.find(needle) if needle else -1
-    return raw.count("\n", 0, pos) + 1 if pos >= 0 else None
-
-
 def parse_gate(raw: str, source: str = "gate.toml", thresholds: Optional[Mapping[str, float]] = None) -> GateSpec:
     """Parse the text of a gate file (TOML); threshold names in rules take their value from ``thresholds``."""
+    def line_of(needle: str) -> Optional[int]:  # of its first occurrence (best effort)
+        pos = raw.find(needle) if needle else -1
+        return raw.count("\n", 0, pos) + 1 if pos >= 0 else None
+
+    def at(needle: str) -> str:
+        return _where(source, line_of(needle))
+
     data = parse_toml(raw, source, GateError)
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise GateError(f"{_where(source, _line_of(raw, key))}: unknown key '{key}'."
-                            f"{did_you_mean(key, _TOP_KEYS)} Allowed keys: {', '.join(_TOP_KEYS)}")
+    for key in (k for k in data if k not in _TOP_KEYS):
+        raise GateError(f"{at(key)}: unknown key '{key}'.{did_you_mean(key, _TOP_KEYS)} Allowed keys: "
+                        f"{', '.join(_TOP_KEYS)}")
     if "rules" not in data:
         raise GateError(f"{source}: no 'rules'; add e.g. rules = [\"verbatim_rate <= 0.05\"]")
-    items = data["rules"]
+    items, significance, description = data["rules"], data.get("significance"), data.get("description", "")
     if not isinstance(items, list) or not items:
-        raise GateError(f"{_where(source, _line_of(raw, 'rules'))}: 'rules' must be a non-empty list of "
-                        f"strings such as \"verbatim_rate <= 0.05\"")
-    significance = data.get("significance")
-    if significance is not None:
-        if isinstance(significance, bool) or not isinstance(significance, (int, float)) \
-                or not 0 < significance < 1:
-            raise GateError(f"{_where(source, _line_of(raw, 'significance'))}: 'significance' must be a number "
-                            f"between 0 and 1, e.g. 0.05. Got {significance!r} instead.")
-        significance = float(significance)
-    description = data.get("description", "")
+        raise GateError(f"{at('rules')}: 'rules' must be a non-empty list of strings such as \"verbatim_rate <= "
+                        f"0.05\"")
+    if significance is not None and (isinstance(significance, bool) or not isinstance(significance, (int, float))
+                                     or not 0 < significance < 1):
+        raise GateError(f"{at('significance')}: 'significance' must be a number between 0 and 1, e.g. 0.05. Got "
+                        f"{significance!r} instead.")
     if not isinstance(description, str):
-        raise GateError(f"{_where(source, _line_of(raw, 'description'))}: 'description' must be a string")
+        raise GateError(f"{at('description')}: 'description' must be a string")
     rules = []
     for i, item in enumerate(items, start=1):
-        optional = False
-        if isinstance(item, dict):
-            for key in item:
-                if key not in _RULE_KEYS:
-                    raise GateError(f"{_where(source, _line_of(raw, key))}: rule {i}: unknown key '{key}'."
-                                    f"{did_you_mean(key, _RULE_KEYS)} Allowed keys: {', '.join(_RULE_KEYS)}")
-            if "rule" not in item:
-                raise GateError(f"{source}: rule {i}: a table needs rule = \"...\" (and optionally "
-                                f"optional = true)")
-            optional = item.get("optional", False)
-            if not isinstance(optional, bool):
-                raise GateError(f"{source}: rule {i}: 'optional' must be true or false. Got {optional!r} instead.")
-            item = item["rule"]
-        line = _line_of(raw, item) if isinstance(item, str) else None
-        rules.append(parse_rule(item, index=i, optional=optional, source=source, line=line, thresholds=thresholds))
-    return GateSpec(rules=tuple(rules), significance=significance, source=source, description=description)
+        table = item if isinstance(item, dict) else {"rule": item}
+        for key in (k for k in table if k not in _RULE_KEYS):
+            raise GateError(f"{at(key)}: rule {i}: unknown key '{key}'.{did_you_mean(key, _RULE_KEYS)} Allowed keys: "
+                            f"{', '.join(_RULE_KEYS)}")
+        if "rule" not in table:
+            raise GateError(f"{source}: rule {i}: a table needs rule = \"...\" (and optionally optional = true)")
+        optional = table.get("optional", False)
+        if not isinstance(optional, bool):
+            raise GateError(f"{source}: rule {i}: 'optional' must be true or false. Got {optional!r} instead.")
+        text = table["rule"]
+        line = line_of(text) if isinstance(text, str) else None
+        rules.append(parse_rule(text, index=i, optional=optional, source=source, line=line, thresholds=thresholds))
+    sig = None if significance is None else float(significance)
+    return GateSpec(rules=tuple(rules), significance=sig, source=source, description=description)
 
 
 def load_gate(path: Union[str, Path], thresholds: Optional[Mapping[str, float]] = None) -> GateSpec:
     """Read and check a gate file; every problem is a one-line GateError."""
-    path = Path(path)
-    if not path.is_file():
-        raise GateError(f"{path}: no such gate file; see docs/gate.md for the format, or leave --gate out "
-                        f"to use the default gate")
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise GateError(f"{path}: cannot read the gate file ({e})") from None
+        missing = isinstance(e, (FileNotFoundError, IsADirectoryError))
+        raise GateError(f"{path}: " + ("no such gate file; see docs/gate.md for the format, or leave --gate out to "
+                                       "use the default gate" if missing else f"cannot read the gate file ({e})")) \
+            from None
     return parse_gate(raw, source=str(path), thresholds=thresholds)
 
 
@@ -177,47 +169,32 @@ def default_gate(thresholds: Optional[Mapping[str, float]] = None) -> GateSpec:
 # ---------------------------------------------------------------- evaluation
 
 
-def value_of(run: RunRecord, name: str) -> Optional[float]:
-    """A finite summary value, or ``lm_eval.<task>.<metric>`` from RunRecord.lm_eval; None when absent."""
-    v: Any = run.summary.get(name)
-    if v is None and name.startswith("lm_eval."):
-        _, task, metric = (name.split(".", 2) + ["", ""])[:3]
-        t = run.lm_eval.get(task)
-        metrics = getattr(t, "metrics", None) if not isinstance(t, Mapping) else t.get("metrics", t)
-        v = metrics.get(metric) if isinstance(metrics, Mapping) else None
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
-    return float(v) if ok else None
-
-
 class _Missing(Exception):
-    def __init__(self, ref: MetricRef, target: str):
-        self.ref, self.target = ref, target
+    """(the MetricRef, the target's name) of a metric a run does not have."""
 
 
 def _judge(rule: Rule, spec: GateSpec, name: str, run: RunRecord, baseline_name: str, baseline: RunRecord,
            deltas: Mapping[tuple[str, str], Delta]) -> RuleResult:
     def lookup(ref: MetricRef) -> float:
         tgt_name, tgt = (baseline_name, baseline) if ref.baseline else (name, run)
-        v = value_of(tgt, ref.name)
+        v = tgt.value(ref.name)
         if v is None:
             raise _Missing(ref, tgt_name)
         return v
 
     # value = the side holding candidate metrics; threshold = the other side
-    swap = not _candidate_side(rule.left) and _candidate_side(rule.right)
+    has_candidate = [any(not r.baseline for r in metrics_in(side)) for side in (rule.left, rule.right)]
+    swap = not has_candidate[0] and has_candidate[1]
     thr_node = rule.left if swap else rule.right
     try:
         left, right = evaluate(rule.left, lookup), evaluate(rule.right, lookup)
     except _Missing as m:
-        kind = f" (a `{run.kind if m.target == name else baseline.kind}` run)"
-        what = f"{'baseline.' if m.ref.baseline else ''}{m.ref.name}"
-        if rule.optional:
-            return RuleResult(rule=rule.text, candidate=name, passed=True,
-                              message=f"skipped: {what} is not in the results of '{m.target}'{kind}; "
-                                      f"the rule is optional")
-        return RuleResult(rule=rule.text, candidate=name, passed=False,
-                          message=f"{what} is not in the results of '{m.target}'{kind}, so the rule cannot "
-                                  f"be checked; measure it (evalkit eval) or mark the rule optional")
+        ref, target = m.args
+        absent = f"{'baseline.' if ref.baseline else ''}{ref.name} is not in the results of '{target}' " \
+                 f"(a `{run.kind if target == name else baseline.kind}` run)"
+        message = f"skipped: {absent}; the rule is optional" if rule.optional else \
+            f"{absent}, so the rule cannot be checked; measure it (evalkit eval) or mark the rule optional"
+        return RuleResult(rule=rule.text, candidate=name, passed=rule.optional, message=message)
     except ZeroDivisionError:
         return RuleResult(rule=rule.text, candidate=name, passed=False,
                           message=f"division by zero while evaluating the rule for '{name}'")
@@ -226,8 +203,9 @@ def _judge(rule: Rule, spec: GateSpec, name: str, run: RunRecord, baseline_name:
     op = rule.op if passed else NEGATED[rule.op]
     if swap:  # show "<value side> op <threshold side>"
         op = {"<=": ">=", ">=": "<=", "<": ">", ">": "<"}.get(op, op)
-    thr_show = fmt(threshold) if isinstance(thr_node, Num) else f"{fmt(threshold)} ({show(thr_node)})"
-    text = f"{show(rule.right if swap else rule.left)} = {fmt(value)} {op} {thr_show} for '{name}'"
+    val_text, thr_text = rule.source[::-1] if swap else rule.source
+    thr_show = fmt(threshold) if isinstance(thr_node, Num) else f"{fmt(threshold)} ({thr_text})"
+    text = f"{val_text} = {fmt(value)} {op} {thr_show} for '{name}'"
     if not passed and rule.relative and spec.significance is not None:
         passed, note = _significance(rule, name, spec.significance, deltas)
         text += note
@@ -235,11 +213,7 @@ def _judge(rule: Rule, spec: GateSpec, name: str, run: RunRecord, baseline_name:
 
 
 def _significance(rule: Rule, name: str, alpha: float, deltas: Mapping[tuple[str, str], Delta]) -> tuple[bool, str]:
-    """A failed relative rule: (passed, message suffix) after consulting the paired tests.
-
-    It passes only when every metric named as baseline.X has a p-value and none is below ``alpha``;
-    a metric without a paired test (p None) is judged on the point estimate.
-    """
+    """A failed relative rule passes only when every baseline.X has a p-value and none is below ``alpha``."""
     ps = {m: (deltas[(name, m)].p_value if (name, m) in deltas else None) for m in rule.baseline_metrics}
     untested = [m for m, p in ps.items() if p is None]
     significant = [p for p in ps.values() if p is not None and p < alpha]
@@ -251,22 +225,9 @@ def _significance(rule: Rule, name: str, alpha: float, deltas: Mapping[tuple[str
     return False, note
 
 
-def _candidate_side(node: Expr) -> bool:
-    return any(not r.baseline for r in metrics_in(node))
-
-
-def _check_comparison(comparison: Comparison) -> None:
-    missing = [t for t in comparison.targets if t not in comparison.runs]
-    if comparison.baseline not in comparison.targets:
-        raise RecordError(f"comparison: baseline '{comparison.baseline}' is not one of its targets "
-                          f"{list(comparison.targets)}; re-create it with `evalkit compare`")
-    if missing:
-        raise RecordError(f"comparison: target '{missing[0]}' has no run record; re-create it with `evalkit compare`")
-
-
 def evaluate_gate(spec: GateSpec, comparison: Comparison) -> GateResult:
     """One RuleResult per rule x candidate (every target but the baseline), in rule order."""
-    _check_comparison(comparison)
+    comparison.check()  # RecordError when its baseline or a target has no run
     baseline = comparison.runs[comparison.baseline]
     deltas = {(d.candidate, d.metric): d for d in comparison.deltas}
     results = [_judge(rule, spec, name, comparison.runs[name], comparison.baseline, baseline, deltas)

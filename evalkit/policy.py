@@ -8,9 +8,8 @@ A rule is Python arithmetic, read with :mod:`ast` and a whitelist (nothing is ev
     name  := a summary metric (evalkit/metrics/registry.py)  |  a threshold (verdict.toml [thresholds])
            |  baseline.<metric> (gate only)  |  lm_eval.<task>.<metric>
 
-A threshold name is replaced by its value when the rule is read, so ``--threshold`` / ``--thresholds`` change
-the verdict and the gate alike. Before :func:`ast.parse` runs, a small token check gives every syntax error
-its column and a hint (the messages users see; tests/test_gate.py pins them).
+A threshold name becomes its value when the rule is read (``--threshold`` moves verdict and gate alike). A token
+check before :func:`ast.parse` gives each syntax error its column and a hint (pinned by tests/test_gate.py).
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ import ast
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Union
 
 from .errors import did_you_mean
 
-__all__ = ["Num", "MetricRef", "BinOp", "Neg", "Cmp", "BoolOp", "Not", "Expr", "RuleSyntaxError", "parse_expr",
-           "evaluate", "show", "metrics_in", "holds", "NEGATED"]
+__all__ = ["Num", "MetricRef", "BinOp", "Neg", "BoolOp", "Expr", "RuleSyntaxError", "parse_expr", "evaluate",
+           "sides", "metrics_in", "holds", "NEGATED"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class MetricRef:
 
 @dataclass(frozen=True)
 class BinOp:
-    op: str  # + - * /
+    op: str  # + - * /, or a comparison <= >= < > == !=
     left: "Expr"
     right: "Expr"
 
@@ -51,54 +50,36 @@ class Neg:
 
 
 @dataclass(frozen=True)
-class Cmp:
-    op: str
-    left: "Expr"
-    right: "Expr"
-
-
-@dataclass(frozen=True)
 class BoolOp:
-    op: str  # and | or
+    op: str  # and | or | not (one value)
     values: tuple["Expr", ...]
 
 
-@dataclass(frozen=True)
-class Not:
-    operand: "Expr"
-
-
-Expr = Union[Num, MetricRef, BinOp, Neg, Cmp, BoolOp, Not]
+Expr = Union[Num, MetricRef, BinOp, Neg, BoolOp]
 NEGATED = {"<=": ">", ">=": "<", "<": ">=", ">": "<=", "==": "!=", "!=": "=="}
-_REL_TOL, _ABS_TOL = 1e-9, 1e-12
 
 
 class RuleSyntaxError(Exception):
-    def __init__(self, message: str, col: Optional[int]):
-        super().__init__(message)
-        self.message, self.col = message, col  # col None: the message already says where
+    """args: (message, column); column None when the message already says where."""
 
 
 # ---------------------------------------------------------------- token check (messages with columns)
 
-_TOKEN_RE = re.compile(r"(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-                       r"|(?P<cmp><=|>=|==|!=|<|>)|(?P<op>[-+*/().])")
+_TOKEN_RE = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+                       r"|(?P<cmp><=|>=|==|!=|<|>)|(?P<op>[-+*/().]))")
 _HINTS = {"=>": " (write '>=')", "=<": " (write '<=')", "≤": " (write '<=')", "≥": " (write '>=')",
           "≠": " (write '!=')", "=": " (write '==' to test equality, or '<=' / '>=')"}
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
-    toks, pos = [], 0
+    toks, pos = [], len(text) - len(text.lstrip())
     while pos < len(text):
-        if text[pos].isspace():
-            pos += 1
-            continue
         m = _TOKEN_RE.match(text, pos)
         if not m:
+            pos += len(text[pos:]) - len(text[pos:].lstrip())
             hint = next((h for k, h in _HINTS.items() if text.startswith(k, pos)), "")
             raise RuleSyntaxError(f"unexpected character {text[pos]!r}{hint}", pos + 1)
-        kind = m.lastgroup or "op"
-        toks.append((kind, m.group(), pos + 1))
+        toks.append((m.lastgroup, m.group(m.lastgroup), m.start(m.lastgroup) + 1))
         pos = m.end()
     return toks + [("end", "", len(text) + 1)]
 
@@ -149,15 +130,6 @@ _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _CMP = {ast.LtE: "<=", ast.GtE: ">=", ast.Lt: "<", ast.Gt: ">", ast.Eq: "==", ast.NotEq: "!="}
 
 
-def _dotted(node: ast.AST) -> Optional[str]:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
-        return f"{head}.{node.attr}" if head else None
-    return None
-
-
 def parse_expr(text: str, resolve: Callable[[str, bool, int], Expr], *, boolean: bool = False) -> Expr:
     """Parse one rule. ``resolve(name, baseline, column)`` turns a name into a MetricRef or Num (or raises)."""
     _check_tokens(text, boolean)
@@ -172,7 +144,7 @@ def parse_expr(text: str, resolve: Callable[[str, bool, int], Expr], *, boolean:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             return Neg(conv(node.operand)) if isinstance(node.op, ast.USub) else conv(node.operand)
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP:
-            return Cmp(_CMP[type(node.ops[0])], conv(node.left), conv(node.comparators[0]))
+            return BinOp(_CMP[type(node.ops[0])], conv(node.left), conv(node.comparators[0]))
         if isinstance(node, ast.Compare) and type(node.ops[1]) in _CMP:
             op = _CMP[type(node.ops[1])]
             raise RuleSyntaxError(f"one comparison at a time (write 'a < b and b < c'), found a second {op!r}",
@@ -180,8 +152,8 @@ def parse_expr(text: str, resolve: Callable[[str, bool, int], Expr], *, boolean:
         if boolean and isinstance(node, ast.BoolOp):
             return BoolOp("and" if isinstance(node.op, ast.And) else "or", tuple(conv(v) for v in node.values))
         if boolean and isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return Not(conv(node.operand))
-        name = _dotted(node)
+            return BoolOp("not", (conv(node.operand),))
+        name = ast.unparse(node) if isinstance(node, (ast.Name, ast.Attribute)) else None  # a.b.c (token-checked)
         if name == "baseline":
             raise RuleSyntaxError("expected '.' and a metric name after 'baseline' (write baseline.<metric>)",
                                   node.end_col_offset + 1)
@@ -199,20 +171,17 @@ def unknown_name(name: str, col: int, known: Mapping[str, Any]) -> RuleSyntaxErr
                            f"listed in docs/metrics.md", None)
 
 
-# ---------------------------------------------------------------- evaluation and display
-
-
 def metrics_in(node: Expr) -> list[MetricRef]:
     if isinstance(node, MetricRef):
         return [node]
-    children = {BinOp: lambda n: (n.left, n.right), Cmp: lambda n: (n.left, n.right), Neg: lambda n: (n.operand,),
-                Not: lambda n: (n.operand,), BoolOp: lambda n: n.values}.get(type(node), lambda n: ())(node)
+    children = (node.left, node.right) if isinstance(node, BinOp) else (node.operand,) if isinstance(node, Neg) \
+        else getattr(node, "values", ())
     return [r for c in children for r in metrics_in(c)]
 
 
 def holds(left: float, op: str, right: float) -> bool:
     """A comparison with a 1e-9 relative / 1e-12 absolute tolerance (``x >= y - 0.02`` survives rounding)."""
-    close = math.isclose(left, right, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
+    close = math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12)
     return {"<=": left < right or close, ">=": left > right or close, "<": left < right and not close,
             ">": left > right and not close, "==": close, "!=": not close}[op]
 
@@ -225,13 +194,11 @@ def evaluate(node: Expr, lookup: Callable[[MetricRef], float]) -> Any:
         return lookup(node)
     if isinstance(node, Neg):
         return -evaluate(node.operand, lookup)
-    if isinstance(node, Not):
-        return not evaluate(node.operand, lookup)
     if isinstance(node, BoolOp):
         values = (evaluate(v, lookup) for v in node.values)
-        return all(values) if node.op == "and" else any(values)
+        return not next(values) if node.op == "not" else all(values) if node.op == "and" else any(values)
     left, right = evaluate(node.left, lookup), evaluate(node.right, lookup)
-    if isinstance(node, Cmp):
+    if node.op in NEGATED:
         return holds(left, node.op, right)
     if node.op == "/":
         if right == 0:
@@ -240,22 +207,7 @@ def evaluate(node: Expr, lookup: Callable[[MetricRef], float]) -> Any:
     return left + right if node.op == "+" else left - right if node.op == "-" else left * right
 
 
-def fmt(v: Optional[float]) -> str:
-    return "n/a" if v is None else ("0" if v == 0 else f"{v:.4g}")
-
-
-def show(node: Expr) -> str:
-    """Source-like text of an arithmetic expression (for messages), with only the parentheses it needs."""
-    if isinstance(node, Num):
-        return fmt(node.value)
-    if isinstance(node, MetricRef):
-        return f"baseline.{node.name}" if node.baseline else node.name
-    if isinstance(node, Neg):
-        inner = show(node.operand)
-        return f"-({inner})" if isinstance(node.operand, BinOp) else f"-{inner}"
-    left, right = show(node.left), show(node.right)
-    if isinstance(node.left, BinOp) and node.left.op in "+-" and node.op in "*/":
-        left = f"({left})"
-    if isinstance(node.right, BinOp) and (node.right.op in "+-" and node.op != "+" or node.op == "/"):
-        right = f"({right})"
-    return f"{left} {node.op} {right}"
+def sides(text: str) -> tuple[str, str]:
+    """The two sides of a (valid) single-comparison rule as written, for messages."""
+    node = ast.parse(text, mode="eval").body
+    return ast.get_source_segment(text, node.left) or "", ast.get_source_segment(text, node.comparators[0]) or ""

@@ -257,6 +257,17 @@ class RunRecord:
     lm_eval: dict[str, Any] = field(default_factory=dict)  # capability retention: task -> metrics, stderr, per-doc
     engine: Optional[dict[str, Any]] = None  # which engine produced the record: {"name", "version", ...}
 
+    def value(self, name: str) -> Optional[float]:
+        """A finite summary value, or ``lm_eval.<task>.<metric>`` from ``lm_eval``; None when absent."""
+        v: Any = self.summary.get(name)
+        if v is None and name.startswith("lm_eval."):
+            _, task, metric = (name.split(".", 2) + ["", ""])[:3]
+            t = self.lm_eval.get(task)
+            metrics = t.get("metrics", t) if isinstance(t, dict) else getattr(t, "metrics", None)
+            v = metrics.get(metric) if isinstance(metrics, dict) else None
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return float(v) if ok else None
+
 
 @dataclass(frozen=True)
 class Delta:
@@ -304,6 +315,16 @@ class Comparison:
     deltas: tuple[Delta, ...] = ()
     gate: Optional[GateResult] = None
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """RecordError when the baseline is not a target or a target has no run (checked on read)."""
+        if self.baseline not in self.targets:
+            raise RecordError(f"comparison: baseline '{self.baseline}' is not one of its targets "
+                              f"{list(self.targets)}; re-create it with `evalkit compare`")
+        missing = [t for t in self.targets if t not in self.runs]
+        if missing:
+            raise RecordError(f"comparison: target '{missing[0]}' has no run record; re-create it with "
+                              f"`evalkit compare`")
 
 
 # ---------------------------------------------------------------- (de)serialization
@@ -483,7 +504,12 @@ def load_run(path: Path) -> RunRecord:
 
 
 def load_comparison(path: Path) -> Comparison:
-    return _load(path, Comparison)
+    comparison = _load(path, Comparison)
+    try:
+        comparison.check()
+    except RecordError as e:
+        raise RecordError(f"{path}: {str(e).removeprefix('comparison: ')}") from None
+    return comparison
 
 
 def save_record(record: Any, path: Path) -> None:

@@ -25,16 +25,19 @@ import math
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .errors import ConfigError, did_you_mean
 from .io import parse_toml
 from .metrics.registry import METRICS, key_metrics
-from .policy import Cmp, Expr, MetricRef, Num, RuleSyntaxError, evaluate, fmt, metrics_in, parse_expr, unknown_name
-from .records import Reason, RunRecord, Verdict
+from .numbers import finite_or_none
+from .numbers import fmt_sig as fmt
+from .policy import (NEGATED, BinOp, Expr, MetricRef, Num, RuleSyntaxError, evaluate, metrics_in, parse_expr,
+                     unknown_name)
+from .records import Comparison, Reason, RunRecord, Verdict
 from .thresholds import POLICY_FILE, Thresholds
 
-__all__ = ["VerdictRule", "judge", "rejudge", "load_rules", "default_rules", "required_metrics"]
+__all__ = ["VerdictRule", "judge", "rejudge", "rejudge_record", "load_rules", "default_rules", "required_metrics"]
 
 _RULE_KEYS = ("rule", "level", "message", "code", "optional")
 _ORDER = {"overfit": 0, "warn": 1}
@@ -84,8 +87,8 @@ def parse_verdict_rule(text: str, th: Mapping[str, float], where: str = "verdict
     try:
         expr = parse_expr(text.strip(), resolve, boolean=True)
     except RuleSyntaxError as e:
-        raise ConfigError(f"{where} \"{text.strip()}\": {e.message}" + (f" at column {e.col}" if e.col else "")) \
-            from None
+        message, col = e.args
+        raise ConfigError(f"{where} \"{text.strip()}\": {message}" + (f" at column {col}" if col else "")) from None
     if not metrics_in(expr):
         raise ConfigError(f"{where} \"{text.strip()}\": names no metric")
     return expr
@@ -118,16 +121,13 @@ def required_metrics(kind: str) -> tuple[str, ...]:
     return tuple(m for m in key_metrics() if kind == "eval" or not METRICS[m].needs_model)
 
 
-def _finite(v: Any) -> Optional[float]:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return float(v) if ok else None
+_finite = finite_or_none
 
 
-def _comparisons(node: Expr) -> list[Cmp]:
-    if isinstance(node, Cmp):
+def _comparisons(node: Expr) -> list[BinOp]:
+    if isinstance(node, BinOp) and node.op in NEGATED:
         return [node]
-    return [c for child in getattr(node, "values", ()) or [getattr(node, "operand", None)] if child is not None
-            for c in _comparisons(child)]
+    return [c for child in getattr(node, "values", ()) for c in _comparisons(child)]
 
 
 def _threshold(expr: Expr, metric: str) -> Optional[float]:
@@ -207,6 +207,14 @@ def judge(summary: Mapping[str, float], th: Optional[Mapping[str, float]] = None
     ordered = sorted(reasons.values(), key=lambda r: _ORDER[r.level])
     level = "overfit" if any(r.level == "overfit" for r in ordered) else "warn" if ordered else "ok"
     return Verdict(level, tuple(ordered))
+
+
+def rejudge_record(record: Union[RunRecord, Comparison], th: Optional[Mapping[str, float]] = None,
+                   rules: Optional[Sequence[VerdictRule]] = None) -> Union[RunRecord, Comparison]:
+    """A run, or every run of a comparison, with verdicts re-derived (`evalkit gate` / `evalkit report`)."""
+    if isinstance(record, RunRecord):
+        return rejudge(record, th, rules)
+    return replace(record, runs={name: rejudge(run, th, rules) for name, run in record.runs.items()})
 
 
 def rejudge(run: RunRecord, th: Optional[Mapping[str, float]] = None,

@@ -438,6 +438,6 @@ def test_rule_arithmetic_matches_python_precedence():
     "baseline.rougeL / (2 * 0.5)", "baseline.rougeL * 0.5 + 0.1", "-(baseline.rougeL + 1)", "-baseline.rougeL",
 ])
 def test_messages_show_the_threshold_expression_faithfully(expr):
-    from evalkit.policy import show as _show
-
-    assert _show(parse_rule(f"rougeL >= {expr}").right) == expr
+    c = comparison(run("base", rougeL=0.5), run("cand", rougeL=0.0))
+    r = evaluate_gate(spec(f"rougeL >= {expr}"), c).rules[0]
+    assert r.message.endswith(f" ({expr}) for 'cand'")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from"]
+__all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from",
+           "write_run_outputs", "report_comparison"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -44,11 +45,15 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_threshold_options(p)
 
 
-def add_threshold_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("verdict thresholds (see docs/verdict.md)")
+def add_threshold_options(p: argparse.ArgumentParser, rejudge: bool = False) -> None:
+    g = p.add_argument_group("verdict thresholds (see docs/verdict.md)" + (
+        "; given, every stored verdict is re-derived from the record's summary, intervals and n" if rejudge else ""))
     g.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of name = value thresholds")
     g.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help="override one threshold, e.g. loss_gap_overfit=0.8; repeatable")
+    if rejudge:
+        g.add_argument("--verdict-rules", type=Path, metavar="FILE", default=None,
+                       help="verdict rules file in the format of evalkit/policies/verdict.toml")
 
 
 def settings_from(args):
@@ -66,6 +71,18 @@ def thresholds_from(args):
     return load_thresholds(args.thresholds, args.threshold)
 
 
+def rejudged(args, record):
+    """(record with its verdicts re-derived, thresholds) when --threshold/--thresholds/--verdict-rules were given,
+    else (record, None): a stored record keeps the verdict it was written with."""
+    if not (args.thresholds or args.threshold or args.verdict_rules):
+        return record, None
+    from ..verdict import load_rules, rejudge_record
+
+    th = thresholds_from(args)
+    rules = load_rules(args.verdict_rules, th) if args.verdict_rules else None
+    return rejudge_record(record, th, rules), th
+
+
 def engine_kwargs_from(args) -> dict:
     from ..cache import Cache
 
@@ -73,3 +90,27 @@ def engine_kwargs_from(args) -> dict:
     cache = False if args.no_cache else Cache(args.cache_dir)
     return dict(device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
                 chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge)
+
+
+# ---------------------------------------------------------------- shared by several commands (commands never
+# import each other: what two of them need lives here)
+
+
+def write_run_outputs(run, out: Path) -> None:
+    """results.json and report.html of one run (`evalkit eval`, `evalkit score`)."""
+    from ..records import save_record
+    from ..report.render import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_record(run, out / "results.json")
+    write_report(run, out / "report.html")
+
+
+def report_comparison(comparison, out: Path) -> int:
+    """Print a comparison and where its files are; the exit code of the gate (`evalkit compare`, `evalkit demo`)."""
+    from ..console import print_comparison
+
+    print_comparison(comparison)
+    print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
+    print(f"open the report: file://{(Path(out) / 'report.html').resolve()}")
+    return 1 if comparison.gate is not None and not comparison.gate.passed else 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
+from ._options import add_model_options, engine_kwargs_from, report_comparison, settings_from, thresholds_from
 
 
 def register(sub):
@@ -30,15 +30,6 @@ def register(sub):
     add_model_options(p)
     p.set_defaults(func=run)
     return p
-
-
-def report_comparison(comparison, out: Path) -> int:
-    from ..console import print_comparison
-
-    print_comparison(comparison)
-    print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
-    print(f"open the report: file://{(Path(out) / 'report.html').resolve()}")
-    return 1 if comparison.gate is not None and not comparison.gate.passed else 0
 
 
 def run(args) -> int:

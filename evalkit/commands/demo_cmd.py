@@ -26,7 +26,7 @@ def register(sub):
 
 def run(args) -> int:
     from ..demo import run_demo
-    from .compare_cmd import report_comparison
+    from ._options import report_comparison
 
     t0 = time.time()
     comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=not args.no_progress)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
+from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from, write_run_outputs
 
 
 def register(sub):
@@ -24,18 +24,6 @@ def register(sub):
     add_model_options(p)
     p.set_defaults(func=run)
     return p
-
-
-def write_run_outputs(run, out: Path) -> None:
-    from ..records import save_record
-
-    out.mkdir(parents=True, exist_ok=True)
-    save_record(run, out / "results.json")
-    try:
-        from ..report.render import write_report
-    except ImportError:  # report renderer not installed in this build
-        return
-    write_report(run, out / "report.html")
 
 
 def run(args) -> int:

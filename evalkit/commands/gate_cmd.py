@@ -2,6 +2,7 @@
 
   evalkit gate reports/run1/comparison.json                       # the default gate
   evalkit gate comparison.json --gate ci/gate.toml --junit junit.xml --summary summary.md
+  evalkit gate comparison.json --threshold verbatim_rate_overfit=0.1   # re-derive verdicts and gate limits
 
 The gate's rules are checked for every candidate (every target except the baseline, the first
 one) using the summaries and paired deltas stored in the comparison. A gate file is TOML:
@@ -29,6 +30,7 @@ from ..errors import ConfigError
 from ..gate import default_gate, evaluate_gate, load_gate
 from ..io import write_text_atomic
 from ..records import GateResult, load_comparison
+from ._options import add_threshold_options, rejudged
 
 __all__ = ["register", "run", "format_table"]
 
@@ -48,6 +50,7 @@ def register(sub):
                    help="also write the result as JUnit XML (one testcase per rule and candidate)")
     p.add_argument("--summary", metavar="PATH", type=Path, default=None,
                    help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    add_threshold_options(p, rejudge=True)
     p.set_defaults(func=run)
     return p
 
@@ -83,7 +86,8 @@ def _write(path: Path, text: str, option: str) -> None:
 
 def run(args) -> int:
     comparison = load_comparison(args.comparison)  # RecordError (exit 2) when unreadable or newer
-    spec = load_gate(args.gate) if args.gate is not None else default_gate()  # GateError (exit 2)
+    comparison, th = rejudged(args, comparison)  # other thresholds / rules: verdicts re-derived, gate limits too
+    spec = load_gate(args.gate, th) if args.gate is not None else default_gate(th)  # GateError (exit 2)
     result = evaluate_gate(spec, comparison)
     judged = dataclasses.replace(comparison, gate=result)
     if args.junit is not None:

@@ -33,7 +33,7 @@ def register(sub):
 def run(args) -> int:
     from ..console import print_run
     from ..evaluate import score_predictions
-    from .eval_cmd import write_run_outputs
+    from ._options import write_run_outputs
 
     record = score_predictions(args.predictions, train_data=args.train_data, thresholds=thresholds_from(args),
                                seed=args.seed, name=args.name)

@@ -37,12 +37,11 @@ import importlib
 import pkgutil
 
 from ..errors import GateError, did_you_mean
-from .spec import GROUPS, LOSS_MIN_N, MIA_MIN_N, RATE_MIN_N, REGISTERED, MetricSpec
+from .spec import GROUPS, LOSS_MIN_N, MIA_MIN_N, NOVELTY_NS, RATE_MIN_N, REGISTERED, MetricSpec
 
 __all__ = ["MetricSpec", "METRICS", "get_metric", "metric_group", "key_metrics", "per_sample_metrics",
-           "NOVELTY_NS", "GROUPS"]
+           "markdown_table", "NOVELTY_NS", "GROUPS"]
 
-NOVELTY_NS = tuple(range(1, 9))  # RAVEN-style novelty is reported for n = 1..8
 
 
 def _specs() -> list[MetricSpec]:
@@ -160,3 +159,15 @@ def get_metric(name: str) -> MetricSpec:
     except KeyError:
         raise GateError(f"unknown metric '{name}'.{did_you_mean(name, METRICS)} "
                         f"Known metrics are listed in docs/metrics.md") from None
+
+
+def markdown_table() -> str:
+    """Every metric as a Markdown table (``python -m evalkit.metrics.registry``)."""
+    arrow = {True: "higher", False: "lower", None: "—"}
+    rows = [f"| `{m.name}` | {m.group} | {arrow[m.higher_is_better]} | {m.min_n or ''} | "
+            f"{'key ' + str(m.key) if m.key else ''} | {m.description} |" for m in METRICS.values()]
+    return "\n".join(["| metric | group | better | min n | key | description |", "|---|---|---|---|---|---|", *rows])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown_table())

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
-__all__ = ["MetricSpec", "metric", "REGISTERED", "GROUPS", "MIA_MIN_N", "LOSS_MIN_N", "RATE_MIN_N"]
+__all__ = ["MetricSpec", "metric", "REGISTERED", "GROUPS", "NOVELTY_NS", "MIA_MIN_N", "LOSS_MIN_N", "RATE_MIN_N"]
 
+NOVELTY_NS = tuple(range(1, 9))  # RAVEN-style novelty is reported for n = 1..8
 GROUPS = ("quality", "memorization", "loss", "diversity", "defects", "other")  # report table order
 MIA_MIN_N, LOSS_MIN_N, RATE_MIN_N = 30, 8, 10  # why each: evalkit/metrics/registry.py
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from ..metrics.registry import METRICS
-from ..comparison import finite_or_none
+from ..metrics.registry import metric_group as registry_group
+from ..numbers import finite_or_none
 from ..records import Comparison, Delta, RunRecord, Sample, Target
 from .diff import ESCAPE_ARTIFACT, word_diff
 
@@ -268,20 +269,8 @@ def _banner(comp: Optional[Comparison], heads: Sequence[TargetHead], runs: Mappi
 
 
 def metric_group(name: str) -> str:
-    """Which table group a summary metric belongs to (quality, memorization, loss, diversity, defects, other)."""
-    if name.startswith("rouge"):
-        return "quality"
-    if name.startswith(("verbatim", "near_verbatim", "longest_span", "extraction", "heldout_extraction", "mia_",
-                        "canary_")):
-        return "memorization"
-    if name.endswith(("_loss", "_ppl", "loss_gap", "loss_rise", "loss_step")):
-        return "loss"
-    if name.startswith(("novelty", "reference_novelty", "distinct", "mode_collapse")):
-        return "diversity"
-    if name in ("mean_new_tokens",) or (name.endswith("_rate") and name[:-5] in
-                                         ("escaped_newline", "template_leak", "empty", "truncated", "repetition")):
-        return "defects"
-    return "other"
+    """Which table group a summary metric belongs to: the registry's (per-suite ``m@suite`` as m)."""
+    return registry_group(name.split("@", 1)[0])
 
 
 def is_significant(d: Delta, alpha: float = ALPHA) -> bool:

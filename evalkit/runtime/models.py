@@ -21,7 +21,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import ModelError
 from ..io import sha256_file, write_json_atomic
