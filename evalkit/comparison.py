@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import platform
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from . import __version__
 from .errors import ConfigError, ModelError
 from .io import write_text_atomic
 from .metrics.registry import METRICS
 from .numbers import finite_or_none
+from .provenance import provenance as build_provenance
 from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord, save_record
 from .stats import paired_bootstrap, unpaired_delta
 
@@ -155,19 +153,6 @@ def _check_base_models(runs: Sequence[RunRecord], names: Sequence[str]) -> None:
                 f"compare adapters of the same base model only")
 
 
-def _default_provenance(n_boot: int, seed: int) -> dict[str, Any]:
-    import scipy
-
-    return {
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "evalkit_version": __version__,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
-        "n_boot": n_boot,
-        "seed": seed,
-        "alpha": 0.05,
-    }
-
-
 def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = None,
                  gate: Optional["GateSpec"] = None, n_boot: int = 2000, seed: int = 0,
                  provenance: Optional[Mapping[str, Any]] = None) -> Comparison:
@@ -183,8 +168,8 @@ def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = 
     deltas: list[Delta] = []
     for name, run in zip(names[1:], runs[1:], strict=True):
         deltas.extend(compute_deltas(runs[0], run, name, n_boot=n_boot, seed=seed))
-    prov = _default_provenance(n_boot, seed)
-    prov.update(dict(provenance or {}))
+    prov = {**build_provenance(), "n_boot": n_boot, "seed": seed, "alpha": 0.05, **dict(provenance or {})}
+    prov["versions"] = {**dict(prov.get("versions") or {}), **build_provenance()["versions"]}  # scipy: p-values
     comparison = Comparison(schema_version=SCHEMA_VERSION, baseline=names[0], targets=tuple(names),
                             runs=dict(zip(names, runs, strict=True)), deltas=tuple(deltas), provenance=prov)
     if gate is not None:

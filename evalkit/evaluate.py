@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import __version__
+from . import defaults
 from .data import Conversation, PromptItem, bundled_path, load_conversations, load_predictions, load_suite
 from .errors import DataError, ModelError
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target,
                       read_adapter_record, read_training_log, to_dict)
+from .provenance import provenance
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
@@ -40,16 +39,16 @@ EXTRACTION_MAX_DISTANCE = 0.10  # "near-exact" reproduction, the same bound as n
 
 @dataclass(frozen=True)
 class EvalSettings:
-    max_new_tokens: int = field(default=96, metadata={"help": "tokens generated per answer"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generation / scoring batch"})
+    max_new_tokens: int = field(default=defaults.MAX_NEW_TOKENS, metadata={"help": "tokens generated per answer"})
+    batch_size: int = field(default=defaults.BATCH_SIZE, metadata={"help": "prompts per generation / scoring batch"})
     do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
     num_samples: int = field(default=1, metadata={"help": "samples per prompt when sampling"})
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0
-    train_sample: int = field(default=100, metadata={"help": "training examples scored (members for MIA)"})
-    extraction_n: int = field(default=32, metadata={"help": "training prompts used for the extraction test"})
-    max_length: int = field(default=512, metadata={"help": "max tokens of a scored conversation"})
+    train_sample: int = field(default=defaults.TRAIN_SAMPLE, metadata={"help": "training examples scored (members for MIA)"})
+    extraction_n: int = field(default=defaults.EXTRACTION_N, metadata={"help": "training prompts used for the extraction test"})
+    max_length: int = field(default=defaults.MAX_LENGTH, metadata={"help": "max tokens of a scored conversation"})
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for intervals"})
     canary_candidates: int = field(default=100, metadata={"help": "random secrets ranked against each canary"})
 
@@ -66,20 +65,6 @@ class EvalSettings:
     def generation_settings(self) -> dict[str, Any]:
         return dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, do_sample=self.do_sample,
                     num_samples=self.num_samples, temperature=self.temperature, top_p=self.top_p, seed=self.seed)
-
-
-def provenance(extra: Optional[dict] = None) -> dict[str, Any]:
-    import platform
-
-    versions = {"python": platform.python_version(), "evalkit": __version__}
-    for mod in ("torch", "transformers", "peft", "numpy", "rouge_score", "sklearn"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            versions[mod] = getattr(m, "__version__", "?")
-    out = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions,
-           "command": " ".join(["evalkit", *sys.argv[1:]]), "host": platform.node()}
-    out.update(extra or {})
-    return out
 
 
 # ------------------------------------------------------------------ inputs

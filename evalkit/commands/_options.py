@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import defaults
+
 __all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from",
            "write_run_outputs", "report_comparison"]
 
@@ -31,17 +33,19 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path, help="evaluation cache (default: $EVALKIT_CACHE/runs)")
     g.add_argument("--no-cache", action="store_true", help="recompute everything and write nothing to the cache")
     s = p.add_argument_group("generation and scoring")
-    s.add_argument("--max-new-tokens", type=int, default=96)
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--max-new-tokens", type=int, default=defaults.MAX_NEW_TOKENS)
+    s.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
     s.add_argument("--sample", action="store_true", help="seeded sampling instead of greedy decoding")
     s.add_argument("--num-samples", type=int, default=1, help="samples per prompt with --sample")
     s.add_argument("--temperature", type=float, default=0.7)
     s.add_argument("--top-p", type=float, default=0.95)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--train-sample", type=int, default=100,
+    s.add_argument("--train-sample", type=int, default=defaults.TRAIN_SAMPLE,
                    help="training examples scored for the loss gap and membership inference")
-    s.add_argument("--extraction-n", type=int, default=32, help="training prompts used for the extraction test")
-    s.add_argument("--max-length", type=int, default=512, help="max tokens of a scored conversation")
+    s.add_argument("--extraction-n", type=int, default=defaults.EXTRACTION_N,
+                   help="training prompts used for the extraction test")
+    s.add_argument("--max-length", type=int, default=defaults.MAX_LENGTH,
+                   help="max tokens of a scored conversation")
     add_threshold_options(p)
 
 

@@ -31,6 +31,7 @@ from .generate import Generation
 from .generate import generate as _generate
 from .loss import TokenScores
 from .loss import score_conversations as _score
+from .. import defaults
 from ..records import read_adapter_record
 from .models import (BaseModelRef, adapter_hash, check_adapter_dir, linear_module_names,
                      load_model, load_tokenizer, pick_device, resolve_base,
@@ -271,7 +272,8 @@ class Engine:
         compute([items[i] for i in todo], on_batch)
         return out
 
-    def generate(self, items: Iterable[Any], *, max_new_tokens: int = 128, batch_size: int = 16,
+    def generate(self, items: Iterable[Any], *, max_new_tokens: int = defaults.MAX_NEW_TOKENS,
+                 batch_size: int = defaults.BATCH_SIZE,
                  do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
                  seed: int = 0, progress: bool = True) -> list[list[Generation]]:
         """Answers of the active target to each item (PromptItem or messages); outer per item, inner per sample."""
