@@ -158,3 +158,29 @@ def test_thresholds_override_and_errors(tmp_path):
     f.write_text("[thresholds]\nloss_gap_warn = 0.4\n", encoding="utf-8")
     assert load_thresholds(f, ["mia_auc_warn=0.7"]).to_dict() == {**Thresholds().to_dict(), "loss_gap_warn": 0.4,
                                                                   "mia_auc_warn": 0.7}
+
+
+def test_gate_and_report_rederive_with_other_thresholds(tmp_path, capsys):
+    from evalkit.cli import main
+    from evalkit.comparison import compare_runs
+    from evalkit.records import load_run, save_record
+    from tests.fakes import make_run
+
+    runs = [make_run("base", target_kind="base"), make_run("seedlike", seed=2, copy_rate=0.3)]
+    save_record(compare_runs(runs, n_boot=100), tmp_path / "c.json")
+    gate = tmp_path / "g.toml"
+    gate.write_text('rules = ["verbatim_rate <= verbatim_rate_overfit"]\n', encoding="utf-8")
+    assert main(["gate", str(tmp_path / "c.json"), "--gate", str(gate)]) == 1
+    assert main(["gate", str(tmp_path / "c.json"), "--gate", str(gate), "--threshold",
+                 "verbatim_rate_overfit=0.5"]) == 0
+    assert "verbatim_rate = 0.3 <= 0.5 for 'seedlike'" in capsys.readouterr().out
+    # report: the stored verdict is re-derived from summary, intervals and n with the new limit
+    run = runs[1]
+    save_record(run, tmp_path / "results.json")
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "results.json"), "--out", str(out), "--threshold",
+                 "verbatim_rate_overfit=0.9", "--threshold", "verbatim_rate_warn=0.9"]) == 0
+    stored = load_run(tmp_path / "results.json")
+    assert any(r.code == "verbatim_rate" for r in rejudge(stored).verdict.reasons)
+    assert not any(r.code == "verbatim_rate" for r in rejudge(stored, Thresholds(
+        verbatim_rate_overfit=0.9, verbatim_rate_warn=0.9)).verdict.reasons)
