@@ -130,16 +130,17 @@ def _comparisons(node: Expr) -> list[BinOp]:
     return [c for child in getattr(node, "values", ()) for c in _comparisons(child)]
 
 
-def _threshold(expr: Expr, metric: str) -> Optional[float]:
-    """The other side of the first comparison naming ``metric`` (for the reason's ``threshold`` field)."""
+def _threshold(expr: Expr, metric: str) -> tuple[Optional[str], Optional[float]]:
+    """(operator as seen from the metric, value of the other side) of the first comparison naming ``metric``."""
     for cmp in _comparisons(expr):
         sides = [any(r.name == metric for r in metrics_in(s)) for s in (cmp.left, cmp.right)]
         if any(sides):
+            op = cmp.op if sides[0] else {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(cmp.op, cmp.op)
             try:
-                return float(evaluate(cmp.right if sides[0] else cmp.left, lambda ref: math.nan))
+                return op, float(evaluate(cmp.right if sides[0] else cmp.left, lambda ref: math.nan))
             except ZeroDivisionError:
-                return None
-    return None
+                return op, None
+    return None, None
 
 
 def _judge_one(rule: VerdictRule, name: str, summary: Mapping[str, float],
@@ -178,11 +179,12 @@ def _judge_one(rule: VerdictRule, name: str, summary: Mapping[str, float],
         return None
     else:
         level, status = "warn", "crossed" if all(bounds) else "inconclusive"
-    threshold = _threshold(rule.expr, base)
+    op, threshold = _threshold(rule.expr, base)
     ci = f" [{fmt(lo)}, {fmt(hi)}]" if both else ""
     shown = f"{rule.message}: {name} = {fmt(value)}{ci}" + (f" (n={count})" if count is not None else "")
-    shown += f", rule {rule.text}" + ("; the interval straddles the threshold (inconclusive)"
-                                      if status == "inconclusive" else "")
+    shown += f" ({rule.level} when {op} {fmt(threshold)})" if op and math.isfinite(threshold or math.nan) \
+        else f" ({rule.level} when {rule.text})"
+    shown += "; the interval straddles the threshold: inconclusive" if status == "inconclusive" else ""
     return Reason(rule.code, level, shown, threshold=threshold, **fields, status=status)
 
 
