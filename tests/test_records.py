@@ -152,3 +152,23 @@ def test_docs_results_md_holds_the_generated_schema():
     m = re.search(r"<!-- schema:begin -->\n(.*)<!-- schema:end -->", doc, re.S)
     assert m, "docs/results.md lacks the generated schema section"
     assert m.group(1).strip() == schema_markdown().strip()
+
+
+def test_corrupt_comparison_is_exit_2_in_gate_not_a_quality_failure(tmp_path, capsys):
+    from evalkit.comparison import compare_runs
+    from tests.fakes import make_run
+
+    save_record(compare_runs([make_run("base", target_kind="base"), make_run("a", seed=1)], n_boot=50),
+                tmp_path / "c.json")
+    data = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    data["runs"]["a"]["summary"]["rougeL"] = "high"
+    (tmp_path / "c.json").write_text(json.dumps(data), encoding="utf-8")
+    assert main(["gate", str(tmp_path / "c.json")]) == 2  # was 1 ("measure it") before records were strict
+    err = capsys.readouterr().err.strip()
+    assert "field `runs.a.summary.rougeL` is the text 'high', expected a number" in err
+    assert err.endswith("re-create it with `evalkit compare …`") and len(err.splitlines()) == 1
+    data["runs"]["a"]["summary"]["rougeL"] = 0.3
+    data["baseline"] = "nobody"
+    (tmp_path / "c.json").write_text(json.dumps(data), encoding="utf-8")
+    assert main(["gate", str(tmp_path / "c.json")]) == 2
+    assert "baseline 'nobody' is not one of its targets" in capsys.readouterr().err
