@@ -13,6 +13,8 @@ Commands (run `evalkit COMMAND --help` for each):
   demo     train two contrasting adapters on the bundled data and compare them
 
 Exit codes: 0 success / gate passed, 1 gate failed, 2 bad input or usage (one line on stderr).
+Every command checks its inputs and output locations before loading a model; docs/guarantees.md
+says what evalkit promises about outputs, resuming, determinism and concurrent runs.
 """
 
 from __future__ import annotations
@@ -39,13 +41,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"evalkit: error: {message} (see `{self.prog} --help`)\n")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-wrapped descriptions, and ends every option's help with its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            shown = "on" if action.default else "off"
+        elif action.default is None or action.default == []:
+            shown = "none"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = HelpFormatter
+    g = p.add_argument_group("output")
+    g.add_argument("--verbose", action="store_true",
+                   help="also show third-party warnings and loading bars (transformers, peft, torch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="evalkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="evalkit", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f".commands.{name}_cmd", __package__)
-        module.register(sub)
+        _add_common(module.register(sub))
     return parser
 
 
@@ -56,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .console import configure, quiet_third_party
+
+    quiet_third_party(verbose=args.verbose)
+    configure(progress=not getattr(args, "no_progress", False), quiet=getattr(args, "json", False))
     try:
         return int(args.func(args) or 0)
     except EvalkitError as err:

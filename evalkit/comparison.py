@@ -1,8 +1,7 @@
 """Compare several runs against the first (the baseline): paired deltas, then the gate.
 
-``compare_runs`` builds a :class:`~evalkit.records.Comparison` from RunRecords only (no model), and
-``write_outputs`` writes comparison.json, summary.md, junit.xml (and report.html when the report
-module is installed). docs/comparison.md describes every field and which test is used for which metric.
+``compare_runs`` builds a :class:`~evalkit.records.Comparison` from RunRecords only (no model);
+evalkit.outputs writes it (comparison.json, summary.md, junit.xml, report.html). docs/comparison.md describes every field and which test is used for which metric.
 
 For each candidate and each metric in both summaries, one Delta:
 
@@ -21,26 +20,22 @@ Whether the move is real is ``p_value``'s job, not ``better``'s.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections import Counter
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, ModelError
-from .io import write_text_atomic
 from .metrics.registry import METRICS
 from .numbers import finite_or_none
 from .provenance import provenance as build_provenance
-from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord, save_record
+from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord
 from .stats import paired_bootstrap, unpaired_delta
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gate import GateSpec
 
-__all__ = ["compare_runs", "compute_deltas", "paired_values", "ordered_metrics", "write_outputs",
-           "MODEL_KINDS"]
+__all__ = ["compare_runs", "compute_deltas", "paired_values", "ordered_metrics", "MODEL_KINDS"]
 
 MODEL_KINDS = ("adapter", "base")  # targets that ran a model (predictions files did not)
 
@@ -112,6 +107,8 @@ def compute_deltas(baseline: RunRecord, candidate: RunRecord, candidate_name: st
                 res = paired_bootstrap(a, b, n_boot=n_boot, seed=seed, test=test)
                 fields.update(delta=res.delta, ci_low=res.ci_low, ci_high=res.ci_high, p_value=res.p_value,
                               test=f"paired_bootstrap+{res.test}")
+                if spec.paired.startswith("sample:"):  # the report's per-prompt deltas read these
+                    fields["per_id"] = {i: float(y - x) for i, x, y in zip(ids, a, b)}
         fields = {k: (_finite(v) if k in ("delta", "ci_low", "ci_high", "p_value") else v)
                   for k, v in fields.items()}
         deltas.append(Delta(metric=metric, candidate=candidate_name, baseline_value=b_val, candidate_value=c_val,
@@ -177,35 +174,3 @@ def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = 
 
         comparison = dataclasses.replace(comparison, gate=evaluate_gate(gate, comparison))
     return comparison
-
-
-def _report_writer():
-    """evalkit.report.render.write_report, or None while that module does not exist yet."""
-    try:
-        render = importlib.import_module(f"{__package__}.report.render")
-    except ModuleNotFoundError as e:
-        if e.name in (f"{__package__}.report.render", f"{__package__}.report"):
-            return None
-        raise  # a dependency of the report is missing: that is a bug to see
-    return render.write_report
-
-
-def write_outputs(comparison: Comparison, out_dir: Union[str, Path]) -> dict[str, Path]:
-    """Write comparison.json, summary.md, junit.xml (and report.html) atomically into ``out_dir``.
-
-    Returns {"comparison": path, "summary": path, "junit": path[, "report": path]}.
-    """
-    from .junit import to_junit_xml
-    from .summary_md import to_summary_md
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"comparison": out / "comparison.json", "summary": out / "summary.md", "junit": out / "junit.xml"}
-    save_record(comparison, paths["comparison"])
-    write_text_atomic(paths["summary"], to_summary_md(comparison))
-    write_text_atomic(paths["junit"], to_junit_xml(comparison))
-    write_report = _report_writer()
-    if write_report is not None:
-        paths["report"] = out / "report.html"
-        write_report(comparison, paths["report"])
-    return paths

@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 ROLES = ("system", "user", "assistant")
+# One record (one line) larger than this is refused: no model's context holds a million characters, and
+# reading lines with this bound keeps memory bounded by the limit, never by what a file holds.
+MAX_RECORD_CHARS = 1_000_000
 
 # The repository layout ships data beside the package; installed copies use package data.
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +115,11 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     with fh:
         try:
-            for lineno, line in enumerate(fh, 1):
+            for lineno, line in enumerate(iter(lambda: fh.readline(MAX_RECORD_CHARS + 1), ""), 1):
+                if len(line) > MAX_RECORD_CHARS:
+                    raise DataError(f"{path}:{lineno}: this record is longer than {MAX_RECORD_CHARS:,} characters, "
+                                    "more than any model's context; evalkit refuses it rather than cut it -- "
+                                    "shorten or split it")
                 if not line.strip():
                     continue
                 try:

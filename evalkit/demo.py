@@ -48,17 +48,21 @@ def demo_thresholds():
 
 def run_demo(out: Path, *, base: Optional[str] = None, fast: bool = False, progress: bool = True,
              suites=None, engine_kwargs: Optional[dict] = None, console: Callable[[str], None] = print):
-    """Train both adapters (skipped when up to date), compare them; returns the Comparison."""
+    """Train both adapters (skipped when up to date), compare them, write OUT/compare; returns the Comparison."""
     from .gate import default_gate
+    from .outputs import check_out_dir, write_comparison
     from .pipeline import compare_targets
     from .runtime.train import train
 
     out = Path(out)
+    check_out_dir(out / "compare")
     folders = []
     for name, cfg in demo_configs(base, fast).items():
         console(f"== training '{name}' ({cfg.target_modules}, r={cfg.r}, lr={cfg.learning_rate}) -> {out / name}")
         train(cfg, out / name, progress=progress, console=console)
         folders.append(str(out / name))
     console("== comparing (baseline: cautious)")
-    return compare_targets(folders, out / "compare", base=base, gate=default_gate(), settings=demo_settings(fast),
-                           thresholds=demo_thresholds(), engine_kwargs=engine_kwargs, suites=suites)
+    comparison = compare_targets(folders, base=base, gate=default_gate(), settings=demo_settings(fast),
+                                 thresholds=demo_thresholds(), engine_kwargs=engine_kwargs, suites=suites)
+    write_comparison(comparison, out / "compare")
+    return comparison

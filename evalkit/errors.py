@@ -18,6 +18,7 @@ __all__ = [
     "CacheError",
     "GateError",
     "RecordError",
+    "OutputError",
     "did_you_mean",
 ]
 
@@ -54,6 +55,10 @@ class GateError(EvalkitError):
 
 class RecordError(EvalkitError):
     """A results.json / comparison.json is malformed or from a newer schema."""
+
+
+class OutputError(EvalkitError):
+    """An output location cannot be created or written (a file in the way, no permission, a full disk)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

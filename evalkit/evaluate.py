@@ -30,8 +30,8 @@ from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
 
-__all__ = ["EvalSettings", "DEFAULT_SUITES", "evaluate_target", "score_predictions", "training_log_summary",
-           "provenance"]
+__all__ = ["EvalSettings", "EvalInputs", "DEFAULT_SUITES", "load_inputs", "evaluate_target", "score_predictions",
+           "training_log_summary", "provenance", "fit_max_new_tokens"]
 
 DEFAULT_SUITES = ("prompts/eco_heldout_en.jsonl", "prompts/eco_heldout_ko.jsonl")
 EXTRACTION_MAX_DISTANCE = 0.10  # "near-exact" reproduction, the same bound as near_verbatim
@@ -70,12 +70,12 @@ class EvalSettings:
 # ------------------------------------------------------------------ inputs
 
 
-def _suites(paths: Sequence[Path] | None) -> list[PromptItem]:
+def _suites(paths: Sequence[Path] | None, limit: Optional[int] = None) -> list[PromptItem]:
     paths = list(paths) if paths else [bundled_path(p) for p in DEFAULT_SUITES]
     items: list[PromptItem] = []
     seen: dict[tuple[str, str], str] = {}
     for p in paths:
-        for it in load_suite(Path(p), require_reference=True):
+        for it in load_suite(Path(p), require_reference=True)[:limit]:
             key = (it.suite, it.id)
             if key in seen:
                 raise DataError(f"{it.source}: suite '{it.suite}' given twice; pass each --suite once")
@@ -129,6 +129,46 @@ def _members(train: list[Conversation], meta: Optional[dict]) -> list[Conversati
         if chosen:
             return chosen
     return train
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Everything a target is evaluated on, read and validated before any model is loaded."""
+
+    meta: Optional[dict]  # the adapter's evalkit.json
+    prompts: list[PromptItem]
+    train: list[Conversation]
+    val: list[Conversation]
+    members: list[Conversation]
+
+
+def load_inputs(target: str | Path, *, suites: Sequence[Path] | None = None, train_data: Optional[Path] = None,
+                val_data: Optional[Path] = None, limit: Optional[int] = None) -> EvalInputs:
+    """Read and check every input of one target ("base" or an adapter folder); DataError / ModelError (exit 2).
+
+    ``limit``: a smoke run -- the first N prompts of each suite (see ``--limit``).
+    """
+    adapter = None if str(target) == "base" else Path(target)
+    if adapter is not None and not adapter.is_dir():
+        raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
+    meta = _training_meta(adapter)
+    prompts = _suites(suites, limit)
+    train = load_conversations(_data_path(train_data, meta, "train", "benchmarks/eco/train.jsonl"))
+    val = load_conversations(_data_path(val_data, meta, "val", "benchmarks/eco/val.jsonl"))
+    return EvalInputs(meta, prompts, train, val, _members(train, meta))
+
+
+MAX_NEW_TOKENS_CAP = 512  # the default never asks for more than this per answer
+
+
+def fit_max_new_tokens(reference_tokens: Sequence[int]) -> int:
+    """The default ``max_new_tokens``: the longest reference answer plus a quarter (and 16), capped.
+
+    A healthy adapter answers about as long as the references; a budget below that cuts its answers
+    (``truncated_rate``) and ROUGE is then computed on cut answers.
+    """
+    longest = max(reference_tokens, default=0)
+    return max(16, min(MAX_NEW_TOKENS_CAP, math.ceil(longest * 1.25) + 16))
 
 
 # ------------------------------------------------------------------ model-side measurements
@@ -236,21 +276,22 @@ def _mia_figures(membership: Sequence[MembershipExample], settings: EvalSettings
 def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None = None,
                     train_data: Optional[Path] = None, val_data: Optional[Path] = None,
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
-                    allow_pickle: bool = False, name: Optional[str] = None) -> RunRecord:
-    """Evaluate one target ("base" or an adapter folder) with an already-loaded engine."""
+                    allow_pickle: bool = False, name: Optional[str] = None,
+                    inputs: Optional[EvalInputs] = None) -> RunRecord:
+    """Evaluate one target ("base" or an adapter folder) with an already-loaded engine.
+
+    ``inputs``: from :func:`load_inputs` (the command's preflight); read here when not given.
+    """
     from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
     adapter = None if is_base else Path(target)
-    if adapter is not None and not adapter.is_dir():
-        raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
-    meta = _training_meta(adapter)
+    if inputs is None:
+        inputs = load_inputs(target, suites=suites, train_data=train_data, val_data=val_data)
+    meta = inputs.meta
     engine.use(adapter, allow_pickle=allow_pickle)
 
-    prompt_items = _suites(suites)
-    train = load_conversations(_data_path(train_data, meta, "train", "benchmarks/eco/train.jsonl"))
-    val = load_conversations(_data_path(val_data, meta, "val", "benchmarks/eco/val.jsonl"))
-    members = _members(train, meta)
+    prompt_items, train, val, members = inputs.prompts, inputs.train, inputs.val, inputs.members
 
     # 1. held-out generations + text metrics against this target's training answers
     gens = engine.generate([list(p.messages) for p in prompt_items], **settings.generation_settings())

@@ -13,6 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from .records import Comparison, Reason, RuleResult
+from .summary_md import reason_text
 
 __all__ = ["to_junit_xml", "SUITE_NAME"]
 
@@ -25,7 +26,7 @@ def _clean(text: object) -> str:
 
 
 def _reason_line(r: Reason) -> str:
-    return f"[{r.level}] {r.code}: {r.message}"
+    return f"[{r.level}] {r.code}: {reason_text(r)}"
 
 
 def _skipped(r: RuleResult) -> bool:

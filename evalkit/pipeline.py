@@ -83,34 +83,42 @@ def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs
 
 
 def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[], object],
-                     evaluate: Callable[..., RunRecord]) -> list[RunRecord]:
-    """Load stored results or evaluate model targets, creating the engine only if one is needed."""
+                     evaluate: Callable[..., RunRecord], stored: Optional[dict] = None,
+                     inputs: Optional[dict] = None) -> list[RunRecord]:
+    """Load stored results or evaluate model targets, creating the engine only if one is needed.
+
+    ``stored`` / ``inputs`` (raw target -> RunRecord / EvalInputs) are what the preflight already read.
+    """
+    stored, inputs = stored or {}, inputs or {}
     engine = None
     runs = []
+    n_model = sum(1 for s in specs if s.kind != "results")
+    k = 0
     for s in specs:
         if s.kind == "results":
-            runs.append(load_run(s.path))
+            runs.append(stored[s.raw] if s.raw in stored else load_run(s.path))
             continue
         if engine is None:
             engine = engine_factory()
-        runs.append(evaluate(engine, "base" if s.kind == "base" else s.path, name=s.name))
+        k += 1
+        engine.progress_label = f"[{k}/{n_model}] {s.name} · " if n_model > 1 else f"{s.name} · "
+        runs.append(evaluate(engine, "base" if s.kind == "base" else s.path, name=s.name, inputs=inputs.get(s.raw)))
     return runs
 
 
-def compare_targets(raws: Sequence[str], out: Path, *, base: Optional[str] = None, gate=None, settings=None,
+def compare_targets(raws: Sequence[str], *, base: Optional[str] = None, gate=None, settings=None,
                     thresholds=None, engine_kwargs: Optional[dict] = None, suites=None, train_data=None,
-                    val_data=None, allow_pickle: bool = False):
-    """Evaluate (or load) every target, compare them against the first, write every output file."""
+                    val_data=None, allow_pickle: bool = False, stored: Optional[dict] = None,
+                    inputs: Optional[dict] = None, engine=None):
+    """Evaluate (or load) every target and compare them against the first (evalkit.outputs writes the files)."""
     from functools import partial
 
-    from .comparison import compare_runs, write_outputs
+    from .comparison import compare_runs
     from .evaluate import EvalSettings, evaluate_target, provenance
 
     specs = parse_targets(raws, minimum=2)
     evaluate = partial(evaluate_target, suites=suites, train_data=train_data, val_data=val_data,
                        settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle)
-    runs = evaluate_targets(specs, engine_factory=lambda: engine_for(specs, base, **(engine_kwargs or {})),
-                            evaluate=evaluate)
-    comparison = compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())
-    write_outputs(comparison, Path(out))
-    return comparison
+    factory = (lambda: engine) if engine is not None else (lambda: engine_for(specs, base, **(engine_kwargs or {})))
+    runs = evaluate_targets(specs, engine_factory=factory, evaluate=evaluate, stored=stored, inputs=inputs)
+    return compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())

@@ -84,6 +84,9 @@ def _mean(values: Sequence[float]) -> Optional[float]:
     return float(np.mean(vals)) if vals else None
 
 
+IMMEDIATE_STOP_TOKENS = 1  # an answer of at most this many tokens "ended at once"
+
+
 def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, n_boot: int = 1000,
                 seed: int = 0) -> TextScores:
     """Score generations against references and (when given) the training answers."""
@@ -143,6 +146,9 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
     lengths = [s.n_tokens for s in samples if s.n_tokens is not None]
     if lengths:
         summary["mean_new_tokens"] = float(np.mean(lengths))
+        # answers that end at once (the end-of-turn token first or second): the sign of a chat template
+        # that does not fit the model (verdict reason "template_mismatch")
+        summary["immediate_stop_rate"] = float(np.mean([n <= IMMEDIATE_STOP_TOKENS for n in lengths]))
 
     curves: dict = {}
     if train is not None:

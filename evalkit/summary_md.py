@@ -1,7 +1,9 @@
 """summary.md: a short Markdown verdict of a comparison, for CI job summaries and PR comments.
 
-Gate line, each target's verdict with its top reasons, a key-metric table (value, delta vs the
-baseline with its 95% interval and p-value), and pointers to report.html. Names and messages come
+Gate line, each target's verdict with its top reasons (with the value, 95% interval and n each was
+judged on), a key-metric table (value, delta vs the baseline with its 95% interval and p-value) or,
+for a sweep of more than four targets, one row per target and the recommendation, and pointers to
+report.html. Names and messages come
 from user data, so Markdown/HTML-significant characters are backslash-escaped and newlines removed.
 """
 
@@ -12,9 +14,12 @@ from typing import Optional
 
 from .metrics.registry import METRICS, key_metrics
 from .numbers import fmt_fixed, fmt_p
-from .records import Comparison, Delta
+from .records import Comparison, Delta, Reason
+from .report.formatting import fmt_interval, fmt_num
+from .report.sections.common import TargetHead, level_of
+from .report.sections.sweep import SWEEP_MIN, build_sweep
 
-__all__ = ["to_summary_md", "md_escape", "KEY_METRICS"]
+__all__ = ["to_summary_md", "md_escape", "reason_text", "KEY_METRICS"]
 
 KEY_METRICS = key_metrics()  # the registry's headline figures, in their order
 MAX_REASONS = 3  # per target in the verdict table
@@ -38,6 +43,40 @@ def _num(v: Optional[float], signed: bool = False) -> str:
 
 
 _p = fmt_p
+
+
+def reason_text(r: Reason) -> str:
+    """The reason's sentence with the figures it was judged on: value, 95% interval, n, and the status
+    when the threshold was not plainly crossed."""
+    parts = []
+    if r.value is not None:
+        parts.append(f"{r.metric or r.code} {fmt_num(r.value)}")
+    if r.ci_low is not None and r.ci_high is not None:
+        parts.append(f"95% CI {fmt_interval(r.ci_low, r.ci_high)}")
+    if r.n is not None:
+        parts.append(f"n={r.n}")
+    if r.status != "crossed":
+        parts.append(r.status.replace("_", " "))
+    return r.message + (f" ({', '.join(parts)})" if parts and (r.ci_low is not None or r.n is not None
+                                                              or r.status != "crossed") else "")
+
+
+def _sweep_lines(comparison: Comparison) -> list[str]:
+    """One row per target (verdict, quality, memorization) and the recommendation, for a sweep."""
+    runs = comparison.runs
+    heads = [TargetHead(n, i, runs[n].target.kind, level_of(runs[n].verdict.level), n == comparison.baseline)
+             for i, n in enumerate(comparison.targets)]
+    sw = build_sweep(heads, runs)
+    lines = ["", "## Sweep", "", f"**{md_escape(sw.recommendation)}**", ""]
+    lines.append("| # | target | verdict | " + " | ".join(md_escape(c.metric) + f" {c.arrow}".rstrip()
+                                                       for c in sw.columns) + " |")
+    lines.append("|" + "---|" * (3 + len(sw.columns)))
+    for r in sw.rows:
+        name = md_escape(r.target.name) + (" (baseline)" if r.target.is_baseline else "")
+        level = f"**{r.level}**" if r.level != "ok" else r.level
+        cells = [c.text + (f" {md_escape(c.interval)}" if c.interval else "") for c in r.cells]
+        lines.append(f"| {r.target.number} | {name} | {level} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _cell(d: Optional[Delta], value: Optional[float]) -> str:
@@ -80,12 +119,14 @@ def to_summary_md(comparison: Comparison, *, report: str = "report.html") -> str
         level_md = f"**{level}**" if level != "ok" else level
         order = {"overfit": 0, "warn": 1}
         reasons = sorted(run.verdict.reasons, key=lambda r: order.get(r.level, 2))[:MAX_REASONS]
-        why = "; ".join(md_escape(r.message) for r in reasons) or "—"
+        why = "; ".join(md_escape(reason_text(r)) for r in reasons) or "—"
         role = "baseline" if name == base else "candidate"
         lines.append(f"| {md_escape(name)} | {role} | {level_md} | {why} |")
 
     present = [m for m in KEY_METRICS if any(m in comparison.runs[t].summary for t in comparison.targets)]
-    if present:
+    if len(comparison.targets) > SWEEP_MIN:  # a key-metric column per target would not fit: a row each
+        lines += _sweep_lines(comparison)
+    elif present:
         deltas = {(d.candidate, d.metric): d for d in comparison.deltas}
         lines += ["", "## Key metrics", "",
                   "Δ = candidate − baseline, paired per prompt where possible; \\[95% CI\\]; "

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import types
 
 import pytest
 
-from evalkit import comparison as comparison_mod
-from evalkit.comparison import compare_runs, compute_deltas, ordered_metrics, paired_values, write_outputs
+from evalkit.comparison import compare_runs, compute_deltas, ordered_metrics, paired_values
 from evalkit.errors import ConfigError, EvalkitError, ModelError
 from evalkit.gate import default_gate
 from evalkit.metrics.registry import METRICS
-from evalkit.records import Comparison, load_comparison, to_dict
+from evalkit.records import Comparison, to_dict
 from tests.fakes import assert_golden, make_run, scrub, standard_comparison
 
 
@@ -175,53 +172,6 @@ def test_gate_and_provenance(comp, runs):
     assert "created_at" in comp.provenance and "numpy" in comp.provenance["versions"]
     c = compare_runs(runs[:2], n_boot=50, provenance={"command": "evalkit compare a b", "seed": 99})
     assert c.gate is None and c.provenance["command"] == "evalkit compare a b" and c.provenance["seed"] == 99
-
-
-# ---------------------------------------------------------------- outputs
-
-
-def test_write_outputs_round_trips(comp, tmp_path, monkeypatch):
-    monkeypatch.setattr(comparison_mod, "_report_writer", lambda: None)
-    paths = write_outputs(comp, tmp_path / "out")
-    assert set(paths) == {"comparison", "summary", "junit"}
-    assert to_dict(load_comparison(paths["comparison"])) == to_dict(comp)
-    assert paths["summary"].read_text(encoding="utf-8").startswith("# evalkit comparison")
-    assert paths["junit"].read_text(encoding="utf-8").startswith("<?xml")
-    assert not list((tmp_path / "out").glob(".*.tmp"))  # atomic writes leave no temp files
-
-
-def test_write_outputs_calls_the_report_when_it_exists(comp, tmp_path, monkeypatch):
-    calls = []
-    fake = types.ModuleType("evalkit.report.render")
-    fake.write_report = lambda c, path: (calls.append((c, path)), path.write_text("<html></html>"))
-    monkeypatch.setitem(sys.modules, "evalkit.report.render", fake)
-    paths = write_outputs(comp, tmp_path)
-    assert paths["report"] == tmp_path / "report.html" and calls == [(comp, tmp_path / "report.html")]
-
-
-def test_report_writer_only_tolerates_its_own_absence(monkeypatch):
-    def missing_dep(name, package=None):
-        raise ModuleNotFoundError("No module named 'jinja3'", name="jinja3")
-
-    monkeypatch.setattr(comparison_mod.importlib, "import_module", missing_dep)
-    with pytest.raises(ModuleNotFoundError):
-        comparison_mod._report_writer()
-
-    def missing_self(name, package=None):
-        raise ModuleNotFoundError(f"No module named {name!r}", name="evalkit.report.render")
-
-    monkeypatch.setattr(comparison_mod.importlib, "import_module", missing_self)
-    assert comparison_mod._report_writer() is None
-
-
-def test_comparison_json_is_valid_json_with_hostile_names(tmp_path, monkeypatch):
-    monkeypatch.setattr(comparison_mod, "_report_writer", lambda: None)
-    hostile = "<script>alert(1)</script>"
-    c = compare_runs([make_run("base", hostile=True), make_run(hostile, seed=1, hostile=True, copy_rate=0.2)],
-                     gate=default_gate(), n_boot=50)
-    paths = write_outputs(c, tmp_path)
-    data = json.loads(paths["comparison"].read_text(encoding="utf-8"))
-    assert data["targets"] == ["base", hostile]
 
 
 # ---------------------------------------------------------------- golden

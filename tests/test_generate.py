@@ -123,3 +123,18 @@ def test_bad_settings_name_the_parameter(tiny):
         G.generate(model, tok, [SHORT], max_new_tokens=0, progress=False)
     with pytest.raises(ModelError, match="'top_p' parameter"):
         G.generate(model, tok, [SHORT], top_p=1.5, progress=False)
+
+
+def test_an_answer_cut_inside_a_korean_character_ends_cleanly(tiny):
+    _model, tok = tiny
+    text = "텀블러를 사용해 보세요. 일회용 컵을 줄일 수 있어요."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    raw = [tok.decode(ids[:k], skip_special_tokens=True) for k in range(1, len(ids) + 1)]
+    split = [k for k, t in enumerate(raw, 1) if t.endswith("\ufffd")]
+    assert split  # the tiny byte-level BPE does split characters over tokens, so plain decoding shows U+FFFD
+    for k in range(1, len(ids) + 1):
+        cut = G.decode_answer(tok, ids[:k], cut=True)
+        assert "\ufffd" not in cut and text.startswith(cut)
+        # nothing more is dropped than the partial character
+        assert cut == raw[k - 1].rstrip("\ufffd").strip()
+    assert G.decode_answer(tok, ids, cut=False) == text  # a stopped answer is decoded as it is

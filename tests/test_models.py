@@ -22,19 +22,22 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache"
 
 
-def test_resolve_folder(tiny_llama):
+def test_resolve_folder(tiny_llama, cache_dir):
+    before = sorted(p.name for p in tiny_llama.iterdir())
     ref = M.resolve_base(str(tiny_llama))
     assert ref.kind == "folder" and ref.path == tiny_llama.resolve()
     assert "LlamaForCausalLM" in ref.identity
     assert len(ref.content_hash) == 64
-    assert (tiny_llama / ".evalkit-hash.json").is_file()
+    # the hash is remembered under $EVALKIT_CACHE, never written into the user's model folder
+    assert sorted(p.name for p in tiny_llama.iterdir()) == before
+    index = json.loads((cache_dir / "models" / "weight-hashes.json").read_text())
+    assert index[str(tiny_llama.resolve())]["sha256"] == ref.content_hash
     assert M.resolve_base(str(tiny_llama)).content_hash == ref.content_hash
 
 
 def test_content_hash_follows_the_weights(tiny_llama, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(tiny_llama, folder)
-    (folder / ".evalkit-hash.json").unlink(missing_ok=True)
     before = M.resolve_base(str(folder)).content_hash
     assert before == M.resolve_base(str(tiny_llama)).content_hash  # same weights, same hash
     weights = folder / "model.safetensors"

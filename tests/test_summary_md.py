@@ -77,13 +77,14 @@ def test_hostile_names_cannot_break_the_table_or_inject_html():
     c = compare_runs([make_run(n, seed=i, hostile=True, copy_rate=0.3) for i, n in enumerate(names)],
                      gate=default_gate(), n_boot=20)
     md = to_summary_md(c)
-    header = [line for line in md.splitlines() if line.startswith("| metric")][0]
+    # 7 targets: a sweep, so one row per target (3 fixed columns + one per sweep metric)
+    header = [line for line in md.splitlines() if line.startswith("| # |")][0]
     n_cols = header.count(" | ") + 1
-    assert n_cols == 1 + len(names)
+    assert n_cols > 3 and len([line for line in md.splitlines() if re.match(r"\| \d+ \| ", line)]) == len(names)
     for line in md.splitlines():
         if line.startswith("| "):
             unescaped_pipes = line.replace("\\|", "").count("|")
-            assert unescaped_pipes in (n_cols + 1, 5), line  # metric table or the 4-column verdict table
+            assert unescaped_pipes in (n_cols + 1, 5), line  # sweep table or the 4-column verdict table
     assert not re.search(r"(?<!\\)<[A-Za-z/!?]", md)  # no raw HTML tag can open
     assert "\\<script>alert(1)\\</script>" in md
     assert "evil\\|name with newline" in md
@@ -94,3 +95,42 @@ def test_gate_source_and_messages_are_escaped():
     c = dataclasses.replace(c, gate=dataclasses.replace(c.gate, source="<b>evil</b>.toml"))
     md = to_summary_md(c)
     assert "\\<b>evil\\</b>.toml" in md
+
+
+def test_reasons_carry_value_interval_n_and_status():
+    from evalkit.records import Reason
+    from evalkit.summary_md import reason_text
+
+    r = Reason("mia", "warn", "membership inference may separate", metric="mia_auc", value=0.766, threshold=0.75,
+               ci_low=0.48, ci_high=0.95, n=8, status="not_enough_data")
+    assert reason_text(r) == ("membership inference may separate (mia_auc 0.7660, 95% CI [0.4800, 0.9500], n=8, "
+                              "not enough data)")
+    plain = Reason("verbatim", "overfit", "33% copy", metric="verbatim_rate", value=0.33, threshold=0.05)
+    assert reason_text(plain) == "33% copy"  # an old record without interval or n reads as before
+
+
+def test_a_sweep_gets_a_row_per_target_and_the_recommendation():
+    from tests.report.sweeps import sweep_comparison
+
+    comp = sweep_comparison(6, n=20, n_boot=20)
+    md = to_summary_md(comp)
+    assert "## Sweep" in md and "## Key metrics" not in md
+    ok = [n for n, r in comp.runs.items() if n != comp.baseline and r.verdict.level == "ok"]
+    best = max(ok, key=lambda n: comp.runs[n].summary["rougeL"])
+    assert f"**Recommended: {md_escape(best)}," in md
+    rows = [line for line in md.splitlines() if re.match(r"\| \d+ \| ", line)]
+    assert len(rows) == 6 and rows[0].startswith("| 0 | base (baseline) |")
+
+
+def test_hostile_names_cannot_break_the_key_metric_table():
+    names = ["base", "evil|name\nwith newline", HOSTILE[0]]
+    c = compare_runs([make_run(n, seed=i, hostile=True, copy_rate=0.3) for i, n in enumerate(names)],
+                     gate=default_gate(), n_boot=20)
+    md = to_summary_md(c)
+    header = [line for line in md.splitlines() if line.startswith("| metric")][0]
+    n_cols = header.count(" | ") + 1
+    assert n_cols == 1 + len(names)
+    for line in md.splitlines():
+        if line.startswith("| "):
+            assert line.replace("\\|", "").count("|") in (n_cols + 1, 5), line
+    assert not re.search(r"(?<!\\)<[A-Za-z/!?]", md)

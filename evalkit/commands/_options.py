@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .. import defaults
 
-__all__ = ["add_model_options", "add_threshold_options", "settings_from", "thresholds_from", "engine_kwargs_from",
-           "write_run_outputs", "report_comparison"]
+__all__ = ["add_model_options", "add_threshold_options", "add_json_option", "settings_from", "thresholds_from",
+           "engine_kwargs_from", "report_comparison", "rejudged"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -21,7 +21,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-data", type=Path, metavar="FILE",
                    help="the adapter's training data (default: from evalkit.json, else the bundled train split)")
     g.add_argument("--val-data", type=Path, metavar="FILE",
-                   help="validation split of the same distribution (non-members for membership inference)")
+                   help="validation split of the same distribution (non-members for membership inference) "
+                        "(default: from evalkit.json, else the bundled validation split)")
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda (bf16) when available, else cpu")
     g.add_argument("--merge", action="store_true",
                    help="merge each adapter into the weights while it is evaluated (faster on GPU; unmerged after)")
@@ -33,13 +34,18 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path, help="evaluation cache (default: $EVALKIT_CACHE/runs)")
     g.add_argument("--no-cache", action="store_true", help="recompute everything and write nothing to the cache")
     s = p.add_argument_group("generation and scoring")
-    s.add_argument("--max-new-tokens", type=int, default=defaults.MAX_NEW_TOKENS)
-    s.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
+    s.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="tokens generated per answer (default: fitted to the data -- the longest reference answer "
+                        "plus a quarter and 16, at most 512; the value is printed)")
+    s.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, help="prompts per generation / scoring batch")
+    s.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="smoke run: only the first N prompts of each suite (and at most N training / validation "
+                        "examples and extraction prompts) (default: all)")
     s.add_argument("--sample", action="store_true", help="seeded sampling instead of greedy decoding")
     s.add_argument("--num-samples", type=int, default=1, help="samples per prompt with --sample")
-    s.add_argument("--temperature", type=float, default=0.7)
-    s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature with --sample")
+    s.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass with --sample")
+    s.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets and bootstrap intervals")
     s.add_argument("--train-sample", type=int, default=defaults.TRAIN_SAMPLE,
                    help="training examples scored for the loss gap and membership inference")
     s.add_argument("--extraction-n", type=int, default=defaults.EXTRACTION_N,
@@ -47,6 +53,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--max-length", type=int, default=defaults.MAX_LENGTH,
                    help="max tokens of a scored conversation")
     add_threshold_options(p)
+    add_json_option(p)
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the summary record as one JSON object on stdout (tables and notes go to stderr)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
 def add_threshold_options(p: argparse.ArgumentParser, rejudge: bool = False) -> None:
@@ -63,7 +76,10 @@ def add_threshold_options(p: argparse.ArgumentParser, rejudge: bool = False) -> 
 def settings_from(args):
     from ..evaluate import EvalSettings
 
-    return EvalSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, do_sample=args.sample,
+    # max_new_tokens None: fitted to the data once the tokenizer is there (_preflight.fit_to_model)
+    given = args.max_new_tokens is not None
+    return EvalSettings(max_new_tokens=args.max_new_tokens if given else EvalSettings.max_new_tokens,
+                        batch_size=args.batch_size, do_sample=args.sample,
                         num_samples=args.num_samples if args.sample else 1, temperature=args.temperature,
                         top_p=args.top_p, seed=args.seed, train_sample=args.train_sample,
                         extraction_n=args.extraction_n, max_length=args.max_length)
@@ -100,21 +116,15 @@ def engine_kwargs_from(args) -> dict:
 # import each other: what two of them need lives here)
 
 
-def write_run_outputs(run, out: Path) -> None:
-    """results.json and report.html of one run (`evalkit eval`, `evalkit score`)."""
-    from ..records import save_record
-    from ..report.render import write_report
+def report_comparison(comparison, paths: dict, *, as_json: bool = False) -> int:
+    """Print a comparison and where its files are; the exit code of the gate (`compare`, `demo`)."""
+    from ..console import print_comparison, print_summary_json
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_record(run, out / "results.json")
-    write_report(run, out / "report.html")
-
-
-def report_comparison(comparison, out: Path) -> int:
-    """Print a comparison and where its files are; the exit code of the gate (`evalkit compare`, `evalkit demo`)."""
-    from ..console import print_comparison
-
-    print_comparison(comparison)
-    print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
-    print(f"open the report: file://{(Path(out) / 'report.html').resolve()}")
+    print_comparison(comparison, to_stderr=as_json)
+    out = paths["comparison.json"].parent
+    if as_json:
+        print_summary_json(comparison, paths)
+    else:
+        print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
+        print(f"open the report: file://{(out / 'report.html').resolve()}")
     return 1 if comparison.gate is not None and not comparison.gate.passed else 0

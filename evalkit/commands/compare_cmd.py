@@ -33,13 +33,29 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..console import info
     from ..gate import default_gate, load_gate
-    from ..pipeline import compare_targets, parse_targets
+    from ..outputs import check_out_dir, write_comparison
+    from ..pipeline import compare_targets, engine_for, parse_targets
+    from ._preflight import check_limit, fit_to_model, limit_settings, read_inputs, read_stored
 
-    parse_targets(args.targets, minimum=2)  # bad targets fail before anything is loaded
+    # preflight: every target, record, input file and the output folder, before any model is loaded
+    check_limit(args.limit)
+    settings, thresholds = limit_settings(settings_from(args), args.limit), thresholds_from(args)
+    specs = parse_targets(args.targets, minimum=2)
+    stored = read_stored(specs)  # a corrupt or newer results.json fails now, not after the first evaluation
+    inputs = read_inputs(specs, args)
     gate = None if args.no_gate else (load_gate(args.gate) if args.gate else default_gate())
-    comparison = compare_targets(args.targets, args.out, base=args.base, gate=gate, settings=settings_from(args),
-                                 thresholds=thresholds_from(args), engine_kwargs=engine_kwargs_from(args),
-                                 suites=args.suite, train_data=args.train_data, val_data=args.val_data,
-                                 allow_pickle=args.allow_pickle)
-    return report_comparison(comparison, args.out)
+    check_out_dir(args.out)
+    engine = None
+    if inputs:
+        engine = engine_for(specs, args.base, **engine_kwargs_from(args))
+        settings = fit_to_model(engine, list(inputs.values()), settings,
+                                max_new_tokens_given=args.max_new_tokens is not None)
+
+    comparison = compare_targets(args.targets, gate=gate, settings=settings, thresholds=thresholds,
+                                 allow_pickle=args.allow_pickle, stored=stored, inputs=inputs, engine=engine)
+    paths = write_comparison(comparison, args.out)
+    if engine is not None and engine.cache is not None:
+        info(engine.cache.summary())
+    return report_comparison(comparison, paths, as_json=args.json)

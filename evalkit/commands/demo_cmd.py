@@ -19,18 +19,21 @@ def register(sub):
     p.add_argument("--out", type=Path, default=Path("reports/demo"), help="output folder (default: reports/demo)")
     p.add_argument("--base", help="base model (default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--fast", action="store_true", help="tiny step counts (for smoke tests)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
+    from ..console import redrawn_bars
     from ..demo import run_demo
     from ._options import report_comparison
 
     t0 = time.time()
-    comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=not args.no_progress)
-    report_comparison(comparison, args.out / "compare")
+    comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=redrawn_bars())
+    compare = args.out / "compare"
+    report_comparison(comparison, {n: compare / n for n in ("comparison.json", "report.html", "summary.md",
+                                                            "junit.xml")})
     seedlike = comparison.runs.get("seedlike")
     if seedlike is not None:
         print(f"seedlike verdict: {seedlike.verdict.level}; cautious verdict: {comparison.runs['cautious'].verdict.level}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from, write_run_outputs
+from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
 
 
 def register(sub):
@@ -27,21 +27,35 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..console import print_run
+    from ..console import info, print_run, print_summary_json
+    from ..errors import ConfigError
     from ..evaluate import evaluate_target
+    from ..outputs import check_out_dir, write_run
     from ..pipeline import engine_for, parse_targets
+    from ._preflight import check_limit, fit_to_model, limit_settings, out_label, read_inputs
 
-    settings, thresholds = settings_from(args), thresholds_from(args)
+    # preflight: everything that can be wrong is found before the model loads
+    check_limit(args.limit)
+    settings, thresholds = limit_settings(settings_from(args), args.limit), thresholds_from(args)
     spec = parse_targets([args.target])[0]
     if spec.kind == "results":
-        from ..errors import ConfigError
         raise ConfigError(f"{args.target} already holds results.json; use `evalkit report {args.target}` "
                           "to re-render it, or pass an adapter folder or 'base'")
+    inputs = read_inputs([spec], args)[spec.raw]
+    check_out_dir(args.out)
     engine = engine_for([spec], args.base, **engine_kwargs_from(args))
-    record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, suites=args.suite,
-                             train_data=args.train_data, val_data=args.val_data, settings=settings,
-                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name)
-    write_run_outputs(record, args.out)
-    print_run(record)
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'report.html'}")
+    settings = fit_to_model(engine, [inputs], settings, max_new_tokens_given=args.max_new_tokens is not None)
+    engine.progress_label = out_label(spec.name, 1, 1)
+
+    record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, settings=settings,
+                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs)
+    paths = write_run(record, args.out)
+    if engine.cache is not None:
+        info(engine.cache.summary())
+    if args.json:
+        print_run(record, to_stderr=True)
+        print_summary_json(record, paths)
+    else:
+        print_run(record)
+        print(f"wrote {paths['results.json']} and {paths['report.html']}")
     return 0

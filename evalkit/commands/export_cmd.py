@@ -17,7 +17,7 @@ def register(sub):
     p.add_argument("suite", type=Path, help="prompt suite JSONL (prompt + reference)")
     p.add_argument("out", type=Path, help="folder for the task YAML, data copy and utils.py")
     p.add_argument("--task", help="task name (default: the suite file name)")
-    p.add_argument("--max-gen-toks", type=int, default=96)
+    p.add_argument("--max-gen-toks", type=int, default=96, help="lm-eval's generation budget per answer")
     p.add_argument("--until", action="append", help="stop string; repeatable (default: the model's EOS)")
     p.set_defaults(func=run)
     return p
@@ -25,6 +25,9 @@ def register(sub):
 
 def run(args) -> int:
     from ..export_lm_eval import export_lm_eval_task
+    from ..outputs import check_out_dir
+
+    check_out_dir(args.out, "out")
 
     path = export_lm_eval_task(args.suite, args.out, task=args.task, max_gen_toks=args.max_gen_toks,
                                until=args.until)

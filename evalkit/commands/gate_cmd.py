@@ -26,9 +26,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
 from ..gate import default_gate, evaluate_gate, load_gate
-from ..io import write_text_atomic
+from ..outputs import check_out_file, write_file
 from ..records import GateResult, load_comparison
 from ._options import add_threshold_options, rejudged
 
@@ -76,27 +75,22 @@ def format_table(result: GateResult) -> str:
     return "\n".join(lines)
 
 
-def _write(path: Path, text: str, option: str) -> None:
-    try:
-        write_text_atomic(path, text)
-    except OSError as e:
-        raise ConfigError(f"{option} {path}: cannot write ({e.strerror or e}); give a file path in a writable "
-                          f"folder") from None
-
-
 def run(args) -> int:
     comparison = load_comparison(args.comparison)  # RecordError (exit 2) when unreadable or newer
     comparison, th = rejudged(args, comparison)  # other thresholds / rules: verdicts re-derived, gate limits too
     spec = load_gate(args.gate, th) if args.gate is not None else default_gate(th)  # GateError (exit 2)
+    for path, option in ((args.junit, "--junit"), (args.summary, "--summary")):
+        if path is not None:
+            check_out_file(path, option)
     result = evaluate_gate(spec, comparison)
     judged = dataclasses.replace(comparison, gate=result)
     if args.junit is not None:
         from ..junit import to_junit_xml
 
-        _write(args.junit, to_junit_xml(judged), "--junit")
+        write_file(args.junit, to_junit_xml(judged), "--junit")
     if args.summary is not None:
         from ..summary_md import to_summary_md
 
-        _write(args.summary, to_summary_md(judged), "--summary")
+        write_file(args.summary, to_summary_md(judged), "--summary")
     print(format_table(result), file=sys.stdout)
     return 0 if result.passed else 1

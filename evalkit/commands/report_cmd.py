@@ -72,13 +72,15 @@ def load_record(path: Path) -> Union[Comparison, RunRecord]:
 
 
 def run(args) -> int:
-    from ..report.render import write_report  # jinja2 is imported only when a report is rendered
+    from ..outputs import check_out_file, write_file
+    from ..report.render import render_report  # jinja2 is imported only when a report is rendered
 
     source = find_record(args.dir)
     record, _ = rejudged(args, load_record(source))  # --threshold & co: verdicts re-derived from the record
     out = args.out if args.out is not None else source.parent / "report.html"
     if out.is_dir():
         out = out / "report.html"
-    write_report(record, out)
+    check_out_file(out, "--out")
+    write_file(out, render_report(record), "--out")
     print(f"wrote {out} (from {source})")
     return 0

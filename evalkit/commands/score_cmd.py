@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_threshold_options, thresholds_from
+from ._options import add_json_option, add_threshold_options, thresholds_from
 
 
 def register(sub):
@@ -26,18 +26,24 @@ def register(sub):
     p.add_argument("--name", help="target name shown in reports (default: the file name)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     add_threshold_options(p)
+    add_json_option(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
-    from ..console import print_run
+    from ..console import print_run, print_summary_json
     from ..evaluate import score_predictions
-    from ._options import write_run_outputs
+    from ..outputs import check_out_dir, write_run
 
-    record = score_predictions(args.predictions, train_data=args.train_data, thresholds=thresholds_from(args),
+    thresholds = thresholds_from(args)
+    check_out_dir(args.out)  # before the work: a bad --out is found in a second, not after scoring
+    record = score_predictions(args.predictions, train_data=args.train_data, thresholds=thresholds,
                                seed=args.seed, name=args.name)
-    write_run_outputs(record, args.out)
-    print_run(record)
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'report.html'}")
+    paths = write_run(record, args.out)
+    print_run(record, to_stderr=args.json)
+    if args.json:
+        print_summary_json(record, paths)
+    else:
+        print(f"wrote {paths['results.json']} and {paths['report.html']}")
     return 0

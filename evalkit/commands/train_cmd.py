@@ -53,6 +53,9 @@ def register(sub):
     g = p.add_argument_group("shortcuts for --set")
     for flag, name, metavar, text in _DIRECT:
         g.add_argument(flag, dest=f"direct_{name}", metavar=metavar, help=text)
+    p.add_argument("--chat-template-from-config", action="store_true",
+                   help="use a chat_template found in the base model's config.json (transformers ignores it there); "
+                        "the same option as eval and compare (config field chat_template_from_config)")
     p.add_argument("--overwrite", action="store_true", help="replace an adapter already in DIR (a different one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the loss table is still printed)")
     p.set_defaults(func=run)
@@ -66,15 +69,20 @@ def overrides_from(args) -> list[str]:
         value = getattr(args, f"direct_{name}", None)
         if value is not None:
             items.append(f"{name}={value}")
+    if getattr(args, "chat_template_from_config", False):
+        items.append("chat_template_from_config=true")
     return items
 
 
 def run(args) -> int:
     from ..config import load_config
+    from ..console import redrawn_bars
+    from ..outputs import check_out_dir
     from ..runtime.train import train
 
     config = load_config(args.config, overrides_from(args))
-    result = train(config, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    check_out_dir(args.out)  # a file in the way or no permission: found now, not after training
+    result = train(config, args.out, overwrite=args.overwrite, progress=redrawn_bars())
     if not result.up_to_date:
         final = result.record.get("final") or {}
         tl, vl = final.get("train_loss"), final.get("val_loss")

@@ -124,6 +124,8 @@ def _specs() -> list[MetricSpec]:
                        min_n=1, source=text))
     add(MetricSpec("mean_new_tokens", None, "mean generated tokens per output", "defects", needs_model=True,
                    source=text))
+    add(MetricSpec("immediate_stop_rate", False, "share of outputs that end at once (at most 1 token before the "
+                   "end-of-turn token)", "defects", needs_model=True, min_n=1, source=text))
     add(MetricSpec("n_samples", None, "number of scored prompts", aggregation="count", source=text))
     return s
 

@@ -3,8 +3,10 @@
     from evalkit.report import render_report, write_report
     write_report(comparison, "out/report.html")
 
-``view`` builds the view model (no HTML), ``render`` lays it out with Jinja2 (autoescape on),
-``diff`` computes word-level differences. docs/report.md describes every section.
+``view`` builds the view model (no HTML) from one builder per section (``sections/``), with numbers
+from ``formatting``, chart geometry from ``charts`` and highlighted text from ``segments`` / ``diff``;
+``render`` lays it out with Jinja2 (autoescape on, one template include per section).
+docs/report.md describes every section.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ SVG, and a Content-Security-Policy meta tag forbids everything else (``default-s
 
 Escaping (docs/report.md, "Escaping"):
 
-* Jinja2 runs with ``autoescape=True``; the template never marks data ``|safe``. Only three values
-  are trusted markup: report.css and report.js (package files) and the JSON block built by
-  :func:`script_json`, which escapes ``<``, ``>``, ``&``, U+2028 and U+2029 as ``\\uXXXX`` so no
-  string in it can close the ``<script>`` element or open a comment.
+* Jinja2 runs with ``autoescape=True``; the template never marks data ``|safe``. Only these values
+  are trusted markup: report.css and report.js (package files) and the JSON blocks (the page's
+  small ``data`` block and a sweep's ``pairs-data``) built by :func:`script_json`, which escapes
+  ``<``, ``>``, ``&``, U+2028 and U+2029 as ``\\uXXXX`` so no string in it can close the ``<script>``
+  element or open a comment.
 * Data never lands in an event-handler attribute, a URL or a class name; report.js attaches its
   listeners itself and writes text with ``textContent`` only.
 """
@@ -82,7 +83,8 @@ def render_report(record: Union[Comparison, RunRecord]) -> str:
     for name, text, closer in (("report.css", css, "</style"), ("report.js", js, "</script")):
         if closer in text.lower():  # a package file, but keep the inlining honest
             raise ValueError(f"templates/{name} must not contain '{closer}'")
-    return template.render(v=view, css=Markup(css), js=Markup(js), data_json=script_json(view.data))
+    return template.render(v=view, css=Markup(css), js=Markup(js), data_json=script_json(view.data),
+                           pairs_json=script_json(view.pager_data))
 
 
 def write_report(record: Union[Comparison, RunRecord], path: Union[str, Path]) -> Path:

@@ -95,11 +95,12 @@ def resolve_chat_template(model_dir: Path, tokenizer, *, use_config_template: bo
             source = "tokenizer (config.json ignored)"
             warnings.append(f"{model_dir}/config.json has a chat_template that differs from the tokenizer's; "
                             "transformers ignores config.json's, so the tokenizer's is used "
-                            "(pass --chat-template-from-config to use config.json's)")
+                            "(pass --chat-template-from-config to train, eval or compare to use config.json's)")
     elif cfg_tpl:
         raise ModelError(
             f"{model_dir}: the chat template is in config.json, but transformers reads chat templates only from "
-            "the tokenizer files, so the model would be prompted without it; pass --chat-template-from-config, "
+            "the tokenizer files, so the model would be prompted without it; pass --chat-template-from-config "
+            "(train, eval and compare accept it), "
             "or move it into tokenizer_config.json ('chat_template') or chat_template.jinja")
     else:
         raise ModelError(

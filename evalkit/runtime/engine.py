@@ -100,6 +100,7 @@ class Engine:
         self._adapters: dict[str, str] = {}  # adapter hash -> PEFT adapter name (loaded)
         self._pending: dict[str, tuple[Path, Path]] = {}  # adapter hash -> (folder, weights), not loaded yet
         self._merged: Optional[tuple[str, list]] = None  # (adapter name, saved base weights) while merged
+        self.progress_label = ""  # e.g. "[2/3] seedlike · ": names the target on the progress display
 
     @property
     def model(self):
@@ -255,21 +256,39 @@ class Engine:
         return {**kw, "template": self.template.sha256, "runtime": f"{self.device.type}/{str(self.dtype)[6:]}"}
 
     def _cached(self, kind: str, items: list[list[dict]], settings: dict, adapter: Optional[str],
-                compute, to_json, from_json) -> list:
+                compute, to_json, from_json, *, chunk: int, label: str, show: bool = True) -> list:
         keys = [cache_key(kind, self.base_ref.content_hash, adapter, settings, m) for m in items]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         out: list = [from_json(hits[k]) if k in hits else None for k in keys]
         todo = [i for i, k in enumerate(keys) if k not in hits]
+        if self.cache is not None:
+            self.cache.stats["reused"] += len(items) - len(todo)
         if not todo:
             return out
+        # longest first, so that each chunk is one well-filled batch (what generate/score would do)
+        todo.sort(key=lambda i: -sum(len(m["content"]) for m in items[i]))
+        from ..console import progress
 
-        def on_batch(idx: list[int], results: list) -> None:
-            for j, r in zip(idx, results):
-                out[todo[j]] = r
-            if self.cache is not None:
-                self.cache.put_many([(keys[todo[j]], to_json(r)) for j, r in zip(idx, results)])
+        with progress(f"{self.progress_label}{label}", total=len(todo), enabled=show) as bar:
+            def run(positions: list[int]) -> None:
+                indices = [todo[p] for p in positions]
 
-        compute([items[i] for i in todo], on_batch)
+                def on_batch(idx: list[int], results: list) -> None:
+                    for j, r in zip(idx, results):
+                        out[indices[j]] = r
+                    if self.cache is not None:
+                        self.cache.put_many([(keys[indices[j]], to_json(r)) for j, r in zip(idx, results)])
+                    bar.update(len(idx))
+
+                compute([items[i] for i in indices], on_batch)
+
+            if self.cache is None:
+                run(list(range(len(todo))))
+            else:  # concurrent runs on one cache share the work (evalkit/cache.py)
+                shared = self.cache.compute_shared([keys[i] for i in todo], run, chunk=chunk)
+                for p, value in shared.items():
+                    out[todo[p]] = from_json(value)
+                bar.update(len(shared))
         return out
 
     def generate(self, items: Iterable[Any], *, max_new_tokens: int = defaults.MAX_NEW_TOKENS,
@@ -286,10 +305,11 @@ class Engine:
             with self._active():
                 _generate(self.model, self.tokenizer, todo, max_new_tokens=max_new_tokens, batch_size=batch_size,
                           do_sample=do_sample, temperature=temperature, top_p=top_p, num_samples=num_samples,
-                          seed=seed, progress=progress, on_batch=on_batch)
+                          seed=seed, progress=False, on_batch=on_batch)
 
+        per_batch = max(1, batch_size // (num_samples if do_sample else 1))
         return self._cached("gen", prompts, settings, self.active_adapter_hash, compute, _gen_to_json,
-                            _gen_from_json)
+                            _gen_from_json, chunk=per_batch, label="generate", show=progress)
 
     def score(self, conversations: Iterable[Any], *, with_base: bool = False, max_length: int = 512,
               batch_size: int = 8, progress: bool = True) -> list[ScoredExample]:
@@ -306,9 +326,11 @@ class Engine:
             def compute(todo, on_batch):
                 with (self._active() if adapter is not None else self._base_only()):
                     _score(self.model, self.tokenizer, todo, max_length=max_length, batch_size=batch_size,
-                           progress=progress, on_batch=on_batch)
+                           progress=False, on_batch=on_batch)
 
-            return self._cached("score", convs, settings, adapter, compute, _scores_to_json, _scores_from_json)
+            return self._cached("score", convs, settings, adapter, compute, _scores_to_json, _scores_from_json,
+                                chunk=batch_size, label="score" if adapter is not None else "score (base model)",
+                                show=progress)
 
         target = run(self.active_adapter_hash)
         if not with_base:
@@ -321,6 +343,36 @@ class Engine:
         self._unmerge()
         with (self.model.disable_adapter() if self._adapters else contextlib.nullcontext()):
             yield
+
+    # ------------------------------------------------------------ input sizes (tokenizer only, no model load)
+
+    def context_length(self) -> Optional[int]:
+        """Positions the base model was built for (its config.json), or None when it does not say."""
+        try:
+            cfg = json.loads((Path(self.base_ref.path) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        for c in (cfg, cfg.get("text_config") or {}):
+            for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+                if isinstance(c.get(key), int) and c[key] > 0:
+                    return int(c[key])
+        return None
+
+    def prompt_lengths(self, prompts: Iterable[Any]) -> list[int]:
+        """Tokens of each chat prompt as generation sees it (template and generation prompt included)."""
+        from .chat_templates import encode_prompt
+
+        return [len(encode_prompt(self.tokenizer, _messages(p))) for p in prompts]
+
+    def conversation_lengths(self, conversations: Iterable[Any]) -> list[int]:
+        """Tokens of each whole conversation as scoring sees it, before the cut at max_length."""
+        from .chat_templates import encode_text, render
+
+        return [len(encode_text(self.tokenizer, render(self.tokenizer, _messages(c)))) for c in conversations]
+
+    def text_lengths(self, texts: Iterable[str]) -> list[int]:
+        """Tokens of plain texts (no template), e.g. reference answers."""
+        return [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
     def describe(self) -> dict:
         """Provenance for run records: base identity and hash, template, device and dtype."""

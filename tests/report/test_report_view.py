@@ -1,4 +1,4 @@
-"""The report's view model (evalkit/report/view.py): no HTML involved."""
+"""The report's view model (evalkit/report/view.py and sections/): no HTML involved."""
 
 import dataclasses
 
@@ -6,8 +6,11 @@ import pytest
 
 from evalkit.comparison import compare_runs
 from evalkit.records import Delta
-from evalkit.report.view import (Seg, build_view, delta_class, diff_segments, fmt_num, fmt_p, is_significant,
-                                 line_chart, locate_span, metric_group, nice_ticks, span_segments, text_segments)
+from evalkit.report.charts import line_chart, nice_ticks
+from evalkit.report.formatting import fmt_interval, fmt_num, fmt_p
+from evalkit.report.sections.metrics import delta_class, is_significant, metric_group
+from evalkit.report.segments import Seg, diff_segments, locate_span, span_segments, text_segments
+from evalkit.report.view import build_view
 from tests.fakes import make_run
 
 
@@ -23,9 +26,10 @@ def _delta(delta, *, hib=True, better=None, p=None, lo=None, hi=None, metric="ro
     (_delta(0.05, better=True, p=0.2), "better"),
     (_delta(-0.05, better=False, p=0.01), "worse-sig"),
     (_delta(-0.05, better=False, p=0.5), "worse"),
-    # better missing: derived from higher_is_better and the sign
-    (_delta(0.02, hib=False, p=0.001, metric="verbatim_rate"), "worse-sig"),
-    (_delta(-0.02, hib=False, metric="verbatim_rate"), "better"),
+    # the record's `better` decides, never a direction re-derived from the sign (the comparison owns it)
+    (_delta(0.02, hib=False, better=False, p=0.001, metric="verbatim_rate"), "worse-sig"),
+    (_delta(-0.02, hib=False, better=True, metric="verbatim_rate"), "better"),
+    (_delta(0.05, hib=True, better=None, p=0.001), "neutral"),
     # no p-value: a 95% interval that excludes 0 counts as significant
     (_delta(0.03, better=True, lo=0.01, hi=0.05), "better-sig"),
     (_delta(0.03, better=True, lo=-0.01, hi=0.05), "better"),
@@ -38,9 +42,10 @@ def test_delta_class(d, expected):
     assert delta_class(d) == expected
 
 
-def test_higher_is_better_falls_back_to_registry():
-    d = _delta(-0.1, hib=None, metric="rougeL")
-    assert delta_class(d) == "worse"
+def test_delta_colour_reads_the_record_not_the_registry():
+    # rougeL is "higher is better" in the registry; a record saying otherwise is what the report shows
+    assert delta_class(_delta(-0.1, hib=None, better=None, metric="rougeL")) == "neutral"
+    assert delta_class(_delta(-0.1, hib=True, better=True, metric="rougeL")) == "better"
 
 
 def test_nan_p_value_is_not_significant():
@@ -111,6 +116,10 @@ def test_formatting():
     assert fmt_num(None) == "—" and fmt_num(float("nan")) == "—"
     assert fmt_num(3.0) == "3" and fmt_num(0.43412) == "0.4341" and fmt_num(123.456) == "123.5"
     assert fmt_p(0.0001) == "p<0.001" and fmt_p(0.0412) == "p=0.041" and fmt_p(None) == ""
+    assert fmt_num(0.05, signed=True) == "+0.0500" and fmt_num(-0.05, signed=True) == "-0.0500"
+    assert fmt_num(0.0, signed=True) == "0" and fmt_num(2e-05, plain=True) == "2e-05"
+    assert fmt_num(0.05, plain=True) == "0.05" and fmt_num(True) == "—"
+    assert fmt_interval(0.1, 0.25) == "[0.1000, 0.2500]" and fmt_interval(None, 1) == ""
 
 
 @pytest.mark.parametrize("name, group", [("rougeL", "quality"), ("verbatim_rate", "memorization"),
@@ -160,7 +169,7 @@ def test_comparison_view_rows_deltas_and_filters():
     preds = {run.target.name: {s.id: s.prediction for s in run.samples} for run in (base, good, bad)}
     for r in rows:
         assert r.differ == (len({p[r.id] for p in preds.values()}) > 1)
-        if r.regression:
+        if r.regression:  # the worst per-prompt rougeL change over the candidates, by hand from the samples
             assert float(r.regression) == pytest.approx(min(
                 float(s.metrics["rougeL"]) - float(b.metrics["rougeL"])
                 for run in (good, bad) for s in run.samples for b in base.samples if s.id == r.id == b.id),
@@ -188,7 +197,7 @@ def test_training_table_joins_steps_across_adapters():
     steps = [float(s) for s, _ in view.training.rows]
     assert steps == sorted(steps) and len(steps) == 20
     assert view.training.rows[0][1][1] == ("—", "—")  # b has no step 10
-    assert len(view.training.chart.series) == 4
+    assert len(view.training.charts) == 1 and len(view.training.charts[0].series) == 4
 
 
 def test_config_rows_differ_only_when_present_values_disagree():

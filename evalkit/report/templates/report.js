@@ -1,4 +1,4 @@
-/* evalkit report: sortable metric table, side-by-side filters and search.
+/* evalkit report: sortable tables, side-by-side filters and search, the two-target pager.
    Reads the page only (the JSON block and data-* attributes); writes text with textContent only,
    never innerHTML. Listeners are attached here: the HTML carries no event-handler attributes. */
 (function () {
@@ -44,6 +44,131 @@
       });
     });
   });
+
+  // ---------------------------------------------------------------- two-target pager (sweeps)
+  // Answers live in the "pairs-data" JSON block, parsed the first time the section is near the
+  // screen. Everything is written with createElement + textContent; classes are fixed strings.
+  var pairView = document.getElementById("pair-view");
+  if (pairView) setupPager();
+
+  function setupPager() {
+    var pairs = null;
+    var selA = document.getElementById("pair-a"), selB = document.getElementById("pair-b");
+    var pos = document.getElementById("pair-pos");
+    var onlyDiffer = document.getElementById("pair-differ"), onlyFlagged = document.getElementById("pair-flagged");
+    var at = 0;
+
+    function el(tag, cls, text) {
+      var e = document.createElement(tag);
+      if (cls) e.className = cls;
+      if (text !== undefined && text !== null) e.textContent = text;
+      return e;
+    }
+    function withEscapes(parent, text) {  // a literal backslash-n/r/t is marked, as on the server side
+      var re = /\\[nrt]/g, last = 0, m;
+      while ((m = re.exec(text)) !== null) {
+        if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+        parent.appendChild(el("mark", "esc", m[0]));
+        last = m.index + m[0].length;
+      }
+      if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+    }
+    function textBox(text, span) {
+      var box = el("div", "txt");
+      text = text || "";
+      if (span && span[0] >= 0 && span[1] <= text.length && span[0] < span[1]) {
+        withEscapes(box, text.slice(0, span[0]));
+        var mk = el("mark", "copy");
+        withEscapes(mk, text.slice(span[0], span[1]));
+        box.appendChild(mk);
+        withEscapes(box, text.slice(span[1]));
+      } else {
+        withEscapes(box, text);
+      }
+      return box;
+    }
+    function column(ti, pi) {
+      var col = el("div", "ans c" + (ti % 8));
+      var head = el("h4", null, "#" + ti + " " + pairs.targets[ti]);
+      col.appendChild(head);
+      var a = pairs.answers[ti][pi];
+      if (!a) { col.appendChild(el("p", "muted", "no answer for this prompt")); return col; }
+      col.appendChild(textBox(a.p, a.s));
+      var sm = el("p", "sm");
+      a.f.forEach(function (f) { sm.appendChild(el("span", "flag", f)); });
+      a.m.forEach(function (kv) { sm.appendChild(el("span", null, kv[0] + " " + kv[1])); });
+      col.appendChild(sm);
+      if (a.n !== null && a.n !== undefined && pairs.train[a.n] !== undefined) {
+        col.appendChild(el("h4", "near", "closest training answer " + a.n + (a.d ? " (edit distance " + a.d + ")" : "")));
+        col.appendChild(textBox(pairs.train[a.n], a.t));
+      } else {
+        col.appendChild(el("p", "sm muted", "closest training answer: not recorded for this answer"));
+      }
+      return col;
+    }
+    function eligible() {
+      var ta = +selA.value, tb = +selB.value, out = [];
+      for (var i = 0; i < pairs.prompts.length; i++) {
+        var a = pairs.answers[ta][i], b = pairs.answers[tb][i];
+        if (onlyDiffer.checked && (!a || !b || a.p === b.p)) continue;
+        if (onlyFlagged.checked && !((a && a.f.length) || (b && b.f.length))) continue;
+        out.push(i);
+      }
+      return out;
+    }
+    function render() {
+      if (!pairs) return;
+      var idx = eligible();
+      while (pairView.firstChild) pairView.removeChild(pairView.firstChild);
+      if (!idx.length) {
+        pos.textContent = "no prompt matches";
+        pairView.appendChild(el("p", "muted", "No prompt matches these filters."));
+        return;
+      }
+      at = Math.max(0, Math.min(at, idx.length - 1));
+      var pi = idx[at], pr = pairs.prompts[pi];
+      pos.textContent = "prompt " + (at + 1) + " of " + idx.length;
+      var head = el("p", "shead");
+      head.appendChild(el("code", null, pr.id));
+      head.appendChild(document.createTextNode(" "));
+      head.appendChild(el("span", "muted", pr.suite));
+      pairView.appendChild(head);
+      var prompt = textBox(pr.prompt);
+      prompt.className = "prompt txt";
+      pairView.appendChild(prompt);
+      var grid = el("div", "answers pair3");
+      if (pr.reference !== null && pr.reference !== undefined) {
+        var ref = el("div", "ans ref");
+        ref.appendChild(el("h4", null, "reference"));
+        ref.appendChild(textBox(pr.reference));
+        grid.appendChild(ref);
+      }
+      grid.appendChild(column(+selA.value, pi));
+      grid.appendChild(column(+selB.value, pi));
+      pairView.appendChild(grid);
+    }
+    function load() {
+      if (pairs) return;
+      var block = document.getElementById("pairs-data");
+      pairs = block ? JSON.parse(block.textContent) : { targets: [], prompts: [], answers: [], train: {} };
+      render();
+    }
+    function step(d) { load(); at += d; render(); }
+    document.getElementById("pair-prev").addEventListener("click", function () { step(-1); });
+    document.getElementById("pair-next").addEventListener("click", function () { step(1); });
+    [selA, selB, onlyDiffer, onlyFlagged].forEach(function (c) {
+      c.addEventListener("change", function () { load(); at = 0; render(); });
+    });
+    var section = document.getElementById("samples");
+    if ("IntersectionObserver" in window) {
+      var io = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { io.disconnect(); load(); }
+      }, { rootMargin: "400px" });
+      io.observe(section);
+    } else {
+      load();
+    }
+  }
 
   // ---------------------------------------------------------------- side by side
   var list = document.getElementById("sample-list");
