@@ -43,6 +43,7 @@ BENCHMARKS = {
     "warm_cache": "bench_warm_cache",
     "rouge_vs_rouge_score": "bench_rouge",
     "memo_index_1e6": "bench_memo_index",
+    "detection_study": "bench_detection_study",
 }
 SIZES = ("tiny", "small", "large")  # tiny: the test suite (seconds); small: `make bench`; large: the full figures
 

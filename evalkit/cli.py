@@ -2,6 +2,7 @@
 
 Commands (run `evalkit COMMAND --help` for each):
 
+  audit    check train / val / held-out data for leaks and templated answers (no model)
   train    train one LoRA adapter from a config file, logging train/validation loss
   sweep    train a grid of adapters (target-module ladder, learning rates, r/alpha), resumable
   eval     generate on held-out prompts and measure loss gap, ROUGE, novelty and memorization
@@ -33,7 +34,7 @@ __all__ = ["main", "build_parser"]
 # Each command lives in evalkit/commands/<name>.py and defines
 #   register(subparsers) -> argparse.ArgumentParser   (sets func=run via set_defaults)
 #   run(args) -> int
-COMMANDS = ("train", "sweep", "eval", "score", "compare", "gate", "report", "export", "demo")
+COMMANDS = ("audit", "train", "sweep", "eval", "score", "compare", "gate", "report", "export", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -101,6 +101,8 @@ class TrainConfig:
     # --- memorization probes
     canaries: int = _help("Plant N synthetic canary secrets into training answers (seeded) to measure "
                           "memorization later; 0 = none.", default=0)
+    canary_repeats: int = _help("Each conversation holding a canary appears this many times in the training data "
+                                "(the memorization dose: duplicated data is memorized far more).", default=1)
     # --- loading
     chat_template_from_config: bool = _help("Take the chat template from the model's config.json (where the "
                                             "seed put it) instead of the tokenizer files.", default=False)
@@ -140,6 +142,7 @@ class TrainConfig:
         self.eval_steps = _positive_int(self.eval_steps, "eval_steps")
         self.eval_batch_size = _opt_positive_int(self.eval_batch_size, "eval_batch_size")
         self.canaries = _int(self.canaries, "canaries", "a non-negative int", lambda v: v >= 0)
+        self.canary_repeats = _positive_int(self.canary_repeats, "canary_repeats")
         self.chat_template_from_config = _bool(self.chat_template_from_config, "chat_template_from_config")
         self.trust_remote_code = _bool(self.trust_remote_code, "trust_remote_code")
         self.device = _opt_string(self.device, "device")

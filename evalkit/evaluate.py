@@ -21,11 +21,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import defaults
+from .audit import catalog_names
 from .data import Conversation, PromptItem, bundled_path, load_conversations, load_predictions, load_suite
 from .errors import DataError, ModelError
+from .generalization import eval_audit, skeleton_replay, transfer_figures
+from .provenance import provenance
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target,
                       read_adapter_record, read_training_log, to_dict)
-from .provenance import provenance
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
@@ -350,6 +352,15 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         if rows:
             summary[key] = float(np.mean([e.edit_distance <= EXTRACTION_MAX_DISTANCE for e in rows]))
 
+    # transfer of the gain to new prompts, skeleton replay, data audit (generalization.py)
+    samples, (g_summary, g_intervals, n) = skeleton_replay(samples, members, catalog_names(), settings.n_boot,
+                                                           settings.seed)
+    t_summary, t_intervals, t_n = transfer_figures(losses, settings.n_boot, settings.seed)
+    audit, notices, a_summary = eval_audit(members, val, prompt_items)
+    summary.update({**g_summary, **t_summary, **a_summary})
+    intervals.update({**g_intervals, **t_intervals})
+    n = {**n, **t_n}
+
     # 4. canaries, 5. training curve
     summary.update(_canaries(engine, meta, {c.id: c for c in train}, settings))
     log = _read_training_log(adapter)
@@ -369,7 +380,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     )
     return RunRecord(
         schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary,
-        verdict=judge(summary, th, intervals, kind="eval"),
+        verdict=judge(summary, th, intervals, n, kind="eval"), n=n, notices=notices, audit=audit,
         samples=samples, intervals=intervals, losses=tuple(losses), membership=tuple(membership),
         extraction=tuple(extraction), curves=curves,
         settings={"generation": settings.generation_settings(), "eval": asdict(settings),

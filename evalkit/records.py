@@ -33,6 +33,8 @@ __all__ = [
     "ExtractionExample",
     "Reason",
     "Notice",
+    "DataAudit",
+    "AUDIT_SCHEMA_VERSION",
     "Verdict",
     "TrainingLogRow",
     "BaseModelInfo",
@@ -152,6 +154,25 @@ class Notice:
     message: str  # one sentence
 
 
+# audit.json's own version (it is also written on its own by `evalkit audit`)
+AUDIT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataAudit:
+    """audit.json / RunRecord.audit: what evalkit/audit.py found in the train / val / suite files (docs/audit.md)."""
+
+    schema_version: int
+    summary: dict[str, float]  # val_answer_near_dup_rate, train_answer_template_share, ... (docs/audit.md)
+    n: dict[str, int] = field(default_factory=dict)  # "train", "val", "heldout": examples behind the rates
+    suites: dict[str, dict[str, float]] = field(default_factory=dict)  # suite -> n, heldout_*_near_dup_rate
+    warnings: tuple[Notice, ...] = ()  # codes: val_leak, heldout_leak, templated_answers, val_missing
+    examples: dict[str, Any] = field(default_factory=dict)  # finding -> [{"id", "train_id", "distance"}]
+    settings: dict[str, Any] = field(default_factory=dict)  # the thresholds the warnings used
+    inputs: dict[str, Any] = field(default_factory=dict)  # train / val / suites: {"path", "sha256", "n"}
+    runtime_s: Optional[float] = None
+
+
 @dataclass(frozen=True)
 class Verdict:
     level: Literal["ok", "warn", "overfit"]
@@ -253,7 +274,7 @@ class RunRecord:
     # --- added for issues 9-12 (contract shared by the parallel work; see docs/results.md)
     n: dict[str, int] = field(default_factory=dict)  # summary metric -> n behind it (MIA: per class, the smaller)
     notices: tuple[Notice, ...] = ()  # record-level warnings shown in the report and by the CLI
-    audit: Optional[dict[str, Any]] = None  # data audit of the train/val/suite files (audit.json's body)
+    audit: Optional[DataAudit] = None  # data audit of the train/val/suite files (audit.json's body)
     lm_eval: dict[str, Any] = field(default_factory=dict)  # capability retention: task -> metrics, stderr, per-doc
     engine: Optional[dict[str, Any]] = None  # which engine produced the record: {"name", "version", ...}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -143,6 +144,19 @@ def _threshold(expr: Expr, metric: str) -> tuple[Optional[str], Optional[float]]
     return None, None
 
 
+def _figure(name: str, summary: Mapping[str, float], intervals: Mapping[str, Sequence[float]]) -> str:
+    """"name = v [lo, hi]" (the interval when recorded), or "name not measured"."""
+    v, ci = _finite(summary.get(name)), intervals.get(name)
+    if v is None:
+        return f"{name} not measured"
+    return f"{name} = {fmt(v)}" + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and len(ci) == 2 else "")
+
+
+def _fill(message: str, summary: Mapping[str, float], intervals: Mapping[str, Sequence[float]]) -> str:
+    """A rule's message with each ``{metric}`` replaced by that metric's figure (evidence named in the message)."""
+    return re.sub(r"\{(\w+)\}", lambda m: _figure(m.group(1), summary, intervals), message)
+
+
 def _judge_one(rule: VerdictRule, name: str, summary: Mapping[str, float],
                intervals: Mapping[str, Sequence[float]], n: Mapping[str, int]) -> Optional[Reason]:
     value, base = _finite(summary.get(name)), rule.metric
@@ -180,8 +194,8 @@ def _judge_one(rule: VerdictRule, name: str, summary: Mapping[str, float],
     else:
         level, status = "warn", "crossed" if all(bounds) else "inconclusive"
     op, threshold = _threshold(rule.expr, base)
-    ci = f" [{fmt(lo)}, {fmt(hi)}]" if both else ""
-    shown = f"{rule.message}: {name} = {fmt(value)}{ci}" + (f" (n={count})" if count is not None else "")
+    shown = f"{_fill(rule.message, summary, intervals)}: {_figure(name, summary, intervals)}"
+    shown += f" (n={count})" if count is not None else ""
     shown += f" ({rule.level} when {op} {fmt(threshold)})" if op and math.isfinite(threshold or math.nan) \
         else f" ({rule.level} when {rule.text})"
     shown += "; the interval straddles the threshold: inconclusive" if status == "inconclusive" else ""

@@ -118,6 +118,28 @@ def _specs() -> list[MetricSpec]:
     add(MetricSpec("val_loss_rise", False,
                    "last logged validation loss minus its minimum (positive: it rose after the best step)", "loss",
                    source="evalkit.evaluate.training_log_summary"))
+    # --- transfer, skeleton replay, data audit (generalization.py, audit.py; docs/audit.md)
+    add(MetricSpec("val_gain", None, "base model's val loss minus the adapter's (gain on validation answers)",
+                   needs_model=True, unit="nats/token", group="loss"))
+    add(MetricSpec("heldout_gain", True, "base model's held-out loss minus the adapter's (gain on new prompts)",
+                   needs_model=True, unit="nats/token", group="loss"))
+    add(MetricSpec("transfer_gap", False, "val_gain minus heldout_gain: gain that did not carry over to new prompts",
+                   needs_model=True, unit="nats/token", group="loss"))
+    add(MetricSpec("skeleton_replay_rate", False,
+                   "share of outputs whose skeleton (slot values masked) is within 0.10 of a training answer's",
+                   paired="flag:skeleton_replay", needs_model=True, group="memorization",
+                   min_n=RATE_MIN_N))
+    add(MetricSpec("reference_skeleton_replay_rate", None, "the same share for the human references (baseline)",
+                   needs_model=True, group="memorization"))
+    add(MetricSpec("val_answer_near_dup_rate", None,
+                   "data audit: share of validation answers within edit distance 0.10 of a training answer",
+                   source="evalkit.audit"))
+    add(MetricSpec("val_answer_skeleton_match_rate", None,
+                   "data audit: share of validation answers sharing a training answer's skeleton",
+                   source="evalkit.audit"))
+    add(MetricSpec("train_answer_template_share", None,
+                   "data audit: share of training answers covered by the 10 most common shared skeletons",
+                   source="evalkit.audit"))
     # --- output defects (defects.py)
     for flag in ("escaped_newline", "template_leak", "empty", "truncated", "repetition"):
         add(MetricSpec(f"{flag}_rate", False, f"share of outputs flagged {flag}", "defects", paired=f"flag:{flag}",

@@ -246,8 +246,13 @@ class _Collator:
 # ---------------------------------------------------------------------- canaries
 
 
-def _plant_canaries(conversations: list[Conversation], n: int, seed: int) -> tuple[list[Conversation], list[dict]]:
-    """Plant ``n`` canary secrets into training answers; returns the new list and the canary records."""
+def _plant_canaries(conversations: list[Conversation], n: int, seed: int,
+                    repeats: int = 1) -> tuple[list[Conversation], list[dict]]:
+    """Plant ``n`` canary secrets into training answers; returns the new list and the canary records.
+
+    With ``repeats`` > 1 each planted conversation is appended ``repeats - 1`` more times, under its own id
+    (so evalkit.json's ``used_ids`` still names rows of the training file).
+    """
     try:
         from ..memorization.canaries import make_canaries, plant
     except ImportError as e:  # pragma: no cover - the module ships with evalkit
@@ -268,7 +273,9 @@ def _plant_canaries(conversations: list[Conversation], n: int, seed: int) -> tup
         msgs = [dict(m) for m in c.messages]
         msgs[-1]["content"] = new_answer
         out[index] = Conversation(c.id, tuple(msgs), c.challenge_ids, c.source)
-        records.append({"id": canary.id, "text": canary.text, "secret": canary.secret, "train_id": c.id})
+        records.append({"id": canary.id, "text": canary.text, "secret": canary.secret, "train_id": c.id,
+                        "repeats": repeats})
+        out.extend(Conversation(c.id, tuple(msgs), c.challenge_ids, c.source) for _ in range(1, repeats))
     return out, records
 
 
@@ -402,8 +409,15 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
                     "conversations; using all of them")
     canary_records: list[dict] = []
     if config.canaries:
-        used, canary_records = _plant_canaries(used, config.canaries, config.seed)
+        used, canary_records = _plant_canaries(used, config.canaries, config.seed, config.canary_repeats)
     val_used = val_all[:config.eval_subset] if config.eval_subset else val_all
+    # The data audit (evalkit/audit.py) of what is trained on: a leaky validation split makes the val
+    # loss below no evidence of generalization, so say it before the loss table does.
+    from ..audit import audit_warnings_for_training
+
+    audit = audit_warnings_for_training(used, val_used)
+    for w in audit["warnings"]:
+        console(f"warning [{w['code']}]: {w['message']}")
 
     import torch
 
@@ -520,12 +534,14 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "base": base_info,
             "data": {
                 "train": {"path": str(train_path), "sha256": train_sha, "n_examples": len(train_all),
-                          "n_used": len(train_rows), "n_cut_off": train_dropped, "used_ids": used_ids},
+                          "n_used": len(train_rows), "n_cut_off": train_dropped,
+                          "used_ids": list(dict.fromkeys(used_ids))},
                 "val": {"path": str(val_path), "sha256": val_sha, "n_examples": len(val_all),
                         "n_used": len(val_rows), "n_cut_off": val_dropped},
             },
             "template": describe(template),
             "canaries": canary_records,
+            "audit": audit,
             "seed": config.seed,
             "versions": _versions(),
             "adapter_sha256": adapter_hash(tmp),

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from ...records import RunRecord
+from ...records import RunRecord, to_dict
 from ..formatting import fmt_num
 from .common import TargetHead
 
@@ -65,7 +65,9 @@ def build_audit(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -> O
         audit = runs[h.name].audit
         if not audit:
             continue
-        key = json.dumps(audit, sort_keys=True, default=str)
+        audit = to_dict(audit)  # a records.DataAudit (older records: its plain-dict form)
+        # the same data gives the same findings; runtime_s and inputs differ from run to run
+        key = json.dumps({k: audit.get(k) for k in ("summary", "suites", "warnings")}, sort_keys=True, default=str)
         groups.setdefault(key, ([], audit))[0].append(h)
     if not groups:
         return None
