@@ -6,19 +6,21 @@ from __future__ import annotations
 import dataclasses
 
 from evalkit.comparison import compare_runs
-from evalkit.records import Notice, Reason, RunRecord
+from evalkit.records import DataAudit, Notice, Reason, RunRecord
 from tests.fakes import make_run
 
-AUDIT = {
-    "schema_version": 1,
-    "summary": {"val_answer_exact_dup_rate": 0.0, "val_answer_near_dup_rate": 0.92, "val_prompt_near_dup_rate": 0.4,
-                "heldout_prompt_near_dup_rate": {"eco_heldout_en": 0.0, "eco_heldout_ko": 0.05},
-                "train_answer_distinct_4": 0.31, "template_share_top10": 0.88},
-    "warnings": [{"code": "val_leak", "message": "92% of validation answers near-copy a training answer: "
-                                                "validation loss is no evidence of generalization"},
-                 {"code": "templated_answers", "message": "the 10 most common answer skeletons cover 88% of "
-                                                          "training answers"}],
-}
+AUDIT = DataAudit(
+    schema_version=1,
+    summary={"val_answer_exact_dup_rate": 0.0, "val_answer_near_dup_rate": 0.92, "val_prompt_near_dup_rate": 0.4,
+             "heldout_prompt_near_dup_rate": 0.05, "train_answer_distinct_4": 0.31, "train_answer_template_share": 0.88},
+    n={"train": 160, "val": 40},
+    suites={"eco_heldout_en": {"n": 18, "heldout_prompt_near_dup_rate": 0.0},
+            "eco_heldout_ko": {"n": 6, "heldout_prompt_near_dup_rate": 0.05}},
+    warnings=(Notice("val_leak", "92% of validation answers near-copy a training answer: validation loss is no "
+                                 "evidence of generalization"),
+              Notice("templated_answers", "the 10 most common answer skeletons cover 88% of training answers")),
+    runtime_s=0.4,
+)
 
 
 def lm_eval_entry(acc: float, n: int = 100) -> dict:

@@ -74,10 +74,13 @@ def test_audit_shown_once_for_targets_sharing_the_data():
     b = make_run("b", n=6, seed=2)  # no audit
     view = build_view(compare_runs([base, a, b], n_boot=20))
     assert len(view.audit.blocks) == 1 and [t.name for t in view.audit.blocks[0].targets] == ["base", "a"]
-    rows = dict(view.audit.blocks[0].rows)
-    assert rows["val_answer_near_dup_rate"] == "0.9200"
-    assert rows["heldout_prompt_near_dup_rate.eco_heldout_ko"] == "0.0500"
-    assert [w.code for w in view.audit.blocks[0].warnings] == ["val_leak", "templated_answers"]
+    block = view.audit.blocks[0]
+    assert dict(block.rows)["val_answer_near_dup_rate"] == "0.9200" and dict(block.n) == {"train": "160", "val": "40"}
+    assert dict(dict(block.suites)["eco_heldout_ko"])["heldout_prompt_near_dup_rate"] == "0.0500"
+    assert [w.code for w in block.warnings] == ["val_leak", "templated_answers"]
+    # another run of the same audit (other runtime) is the same finding, shown once
+    b2 = dataclasses.replace(b, audit=dataclasses.replace(AUDIT, runtime_s=9.0))
+    assert len(build_view(compare_runs([base, a, b2], n_boot=20)).audit.blocks) == 1
 
 
 def test_retention_values_with_stderr_and_paired_deltas_from_the_record():

@@ -1,7 +1,8 @@
 """Data audit: what `evalkit audit` found in the training / validation / suite files
-(``RunRecord.audit``: ``summary`` figures and ``warnings`` of ``{code, message}``; docs/audit.md).
+(``RunRecord.audit``, a :class:`~evalkit.records.DataAudit`: summary figures, the n behind them, per-suite
+figures and warnings; docs/audit.md).
 
-Targets evaluated on the same data carry the same audit; it is shown once, naming those targets.
+Targets evaluated on the same data carry the same findings; they are shown once, naming those targets.
 Hidden when no record has an audit.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
-from ...records import RunRecord, to_dict
+from ...records import DataAudit, RunRecord, to_dict
 from ..formatting import fmt_num
 from .common import TargetHead
 
@@ -26,8 +27,10 @@ class AuditWarning:
 
 @dataclass(frozen=True)
 class AuditBlock:
-    targets: tuple[TargetHead, ...]  # the targets whose records carry this audit
-    rows: tuple[tuple[str, str], ...]  # (summary figure, value); nested figures as "name.key"
+    targets: tuple[TargetHead, ...]  # the targets whose records carry these findings
+    rows: tuple[tuple[str, str], ...]  # (summary figure, value)
+    n: tuple[tuple[str, str], ...]  # (split, examples behind the rates)
+    suites: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (suite, ((figure, value), ...))
     warnings: tuple[AuditWarning, ...]
 
 
@@ -37,39 +40,23 @@ class AuditView:
     n_warnings: int
 
 
-def _rows(summary: Any, prefix: str = "") -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    if not isinstance(summary, Mapping):
-        return out
-    for k, v in summary.items():
-        if isinstance(v, Mapping):
-            out.extend(_rows(v, f"{prefix}{k}."))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out.append((f"{prefix}{k}", fmt_num(v)))
-        elif v is not None:
-            out.append((f"{prefix}{k}", str(v)))
-    return out
-
-
-def _warnings(audit: Mapping[str, Any]) -> tuple[AuditWarning, ...]:
-    out = []
-    for w in audit.get("warnings") or ():
-        if isinstance(w, Mapping):
-            out.append(AuditWarning(str(w.get("code", "")), str(w.get("message", ""))))
-    return tuple(out)
+def _block(heads: list[TargetHead], a: DataAudit) -> AuditBlock:
+    return AuditBlock(tuple(heads), tuple((k, fmt_num(v)) for k, v in a.summary.items()),
+                      tuple((k, fmt_num(v)) for k, v in a.n.items()),
+                      tuple((s, tuple((k, fmt_num(v)) for k, v in figs.items())) for s, figs in a.suites.items()),
+                      tuple(AuditWarning(w.code, w.message) for w in a.warnings))
 
 
 def build_audit(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord]) -> Optional[AuditView]:
-    groups: dict[str, tuple[list[TargetHead], Mapping[str, Any]]] = {}
+    groups: dict[str, tuple[list[TargetHead], DataAudit]] = {}
     for h in heads:
         audit = runs[h.name].audit
-        if not audit:
+        if audit is None:
             continue
-        audit = to_dict(audit)  # a records.DataAudit (older records: its plain-dict form)
         # the same data gives the same findings; runtime_s and inputs differ from run to run
-        key = json.dumps({k: audit.get(k) for k in ("summary", "suites", "warnings")}, sort_keys=True, default=str)
+        key = json.dumps(to_dict({"s": audit.summary, "u": audit.suites, "w": audit.warnings}), sort_keys=True)
         groups.setdefault(key, ([], audit))[0].append(h)
     if not groups:
         return None
-    blocks = tuple(AuditBlock(tuple(hs), tuple(_rows(a.get("summary"))), _warnings(a)) for hs, a in groups.values())
+    blocks = tuple(_block(hs, a) for hs, a in groups.values())
     return AuditView(blocks, sum(len(b.warnings) for b in blocks))
