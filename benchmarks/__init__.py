@@ -1,1 +1,1 @@
-"""evalkit's benchmarks: `python -m benchmarks run [NAME ...] [--size tiny|small|large]` (see README.md)."""
+"""evalkit's benchmarks: `python -m benchmarks run [NAME ...] [--size tiny|small|realistic|large]` (see README.md)."""

@@ -21,7 +21,7 @@ from .runner import Context, Measured, alternate, measure, row
 NAME = "compare3_vs_lm_eval"
 TARGET = "ratio ≤ 0.33"
 LIMIT = 0.33
-REPEATS = {"tiny": 1, "small": 2, "large": 3}
+REPEATS = {"tiny": 1, "small": 2, "realistic": 2, "large": 3}
 
 
 def compare_cmd(ctx: Context, ws: dict, out: Path, cache: Path) -> list[str]:

@@ -34,10 +34,12 @@ NAME = "eval_vs_lm_eval"
 TARGET = "ratio ≤ 0.5"
 LIMIT = 0.5
 
-# (prompts, max_new_tokens, batch_size, train_sample, repeats) per size
+# (prompts, max_new_tokens, batch_size, train_sample, repeats) per size. "realistic" (the default) is
+# what a user runs; "small" measures mostly imports and model loading (a smoke size), "tiny" the tests.
 SIZES = {
     "tiny": dict(prompts=2, max_new_tokens=4, batch_size=2, train_sample=2, repeats=1),
     "small": dict(prompts=8, max_new_tokens=32, batch_size=8, train_sample=8, repeats=3),
+    "realistic": dict(prompts=32, max_new_tokens=96, batch_size=16, train_sample=8, repeats=3),
     "large": dict(prompts=84, max_new_tokens=96, batch_size=16, train_sample=16, repeats=3),
 }
 SUITE = Path(__file__).resolve().parent.parent / "prompts" / "eco_heldout_en.jsonl"
@@ -132,16 +134,17 @@ def fresh(path: Path) -> Path:
 
 
 def lm_eval_generations(out: Path) -> dict[str, str]:
-    """id -> generation from lm-eval's --log_samples file under ``out``."""
+    """id -> generation from lm-eval's --log_samples files under ``out`` (one per task; ``out`` is fresh)."""
     files = sorted(out.rglob("samples_*.jsonl"))
     if not files:
         raise RuntimeError(f"no lm-eval samples file under {out}")
     gens = {}
-    for line in files[-1].read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            s = json.loads(line)
-            resp = s["resps"][0][0] if isinstance(s["resps"][0], list) else s["resps"][0]
-            gens[str(s["doc"]["id"])] = resp
+    for f in files:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                s = json.loads(line)
+                resp = s["resps"][0][0] if isinstance(s["resps"][0], list) else s["resps"][0]
+                gens[str(s["doc"]["id"])] = resp
     return gens
 
 
@@ -156,9 +159,17 @@ def identical(a: dict[str, str], b: dict[str, str]) -> dict:
     diff = [i for i in ids if a[i].strip() != b[i].strip()]
     out = {"compared": len(ids), "identical": len(same), "share": (len(same) / len(ids)) if ids else None}
     if diff:
-        i = diff[0]
-        out["first_difference"] = {"id": i, "evalkit": a[i][:300], "lm_eval": b[i][:300]}
+        out["differences"] = [{"id": i, "evalkit": a[i][:300], "lm_eval": b[i][:300],
+                               "common_prefix_chars": len(_common_prefix(a[i].strip(), b[i].strip()))}
+                              for i in diff]
     return out
+
+
+def _common_prefix(x: str, y: str) -> str:
+    n = 0
+    while n < min(len(x), len(y)) and x[n] == y[n]:
+        n += 1
+    return x[:n]
 
 
 def summarize(runs: list[Measured]) -> dict:
@@ -195,9 +206,14 @@ def run(ctx: Context) -> dict:
 
     res = alternate(a, b, ctx.reps(SIZES), ctx.log, NAME)
     same = identical(evalkit_generations(runs / "ek0" / "results.json"), lm_eval_generations(runs / "lm0"))
+    ctx.shared[NAME] = {"evalkit": ek, "lm_eval": lm, "identical": same, "settings": {
+        k: ws[k] for k in ("prompts", "max_new_tokens", "batch_size", "train_sample")}, "repeats": len(ek)}
     rss_ratio = statistics.median(e.peak_rss_mb for e in ek) / statistics.median(m.peak_rss_mb for m in lm)
+    spread = f"evalkit {min(m.wall_s for m in ek):.1f}–{max(m.wall_s for m in ek):.1f} s, lm-eval " \
+             f"{min(m.wall_s for m in lm):.1f}–{max(m.wall_s for m in lm):.1f} s"
     detail = {
-        "summary": (f"wall {res['a_median_s']:.1f} s vs {res['b_median_s']:.1f} s; peak RSS "
+        "summary": (f"wall {res['a_median_s']:.1f} s vs {res['b_median_s']:.1f} s (median of {len(ek)} alternated "
+                    f"repeats; range {spread}); peak RSS "
                     f"{statistics.median(e.peak_rss_mb for e in ek):.0f} vs "
                     f"{statistics.median(m.peak_rss_mb for m in lm):.0f} MB (ratio {rss_ratio:.2f}); identical "
                     f"generations {same['identical']}/{same['compared']}; CPU-time ratio "

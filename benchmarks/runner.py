@@ -1,6 +1,6 @@
 """Run evalkit's benchmarks and write benchmarks/results/latest.json and latest.md.
 
-    python -m benchmarks run                      # every benchmark at --size small
+    python -m benchmarks run                      # every benchmark at --size realistic
     python -m benchmarks run rouge_vs_rouge_score --size tiny
     python -m benchmarks run memo_index_1e6 --size large
     python -m benchmarks list
@@ -39,20 +39,25 @@ README = Path(__file__).resolve().parent / "README.md"
 # name -> module benchmarks.bench_<module>; order = order of the table
 BENCHMARKS = {
     "eval_vs_lm_eval": "bench_eval_vs_lm_eval",
+    "peak_rss_vs_lm_eval": "bench_peak_rss",
+    "greedy_identical": "bench_greedy_identical",
+    "eval_full_vs_lm_eval": "bench_eval_full_vs_lm_eval",
     "compare3_vs_lm_eval": "bench_compare3_vs_lm_eval",
     "warm_cache": "bench_warm_cache",
     "rouge_vs_rouge_score": "bench_rouge",
     "memo_index_1e6": "bench_memo_index",
     "detection_study": "bench_detection_study",
 }
-SIZES = ("tiny", "small", "large")  # tiny: the test suite (seconds); small: `make bench`; large: the full figures
+# tiny: the test suite (seconds); small: a smoke size (minutes, mostly start-up); realistic (the default):
+# 32 prompts × 96 new tokens, batch 16, what a user runs; large: the full figures
+SIZES = ("tiny", "small", "realistic", "large")
 
 
 @dataclass
 class Context:
     """What every benchmark gets: size, repeats, a scratch folder, and a place to share work."""
 
-    size: str = "small"
+    size: str = "realistic"
     repeats: Optional[int] = None  # None: the benchmark's default for its size
     work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "evalkit-bench")
     python: str = sys.executable
@@ -185,6 +190,19 @@ def row(name: str, *, target: str, met: Optional[bool], detail: dict, ratio: Opt
             out["unit"] = unit
     out.update({"target": target, "met": met, "detail": detail})
     return out
+
+
+def scrub(obj, places: dict[str, str]):
+    """``obj`` with this machine's folders (the scratch folder, the model cache) replaced by placeholders,
+    longest first, so committed results name no local path."""
+    if isinstance(obj, dict):
+        return {k: scrub(v, places) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [scrub(v, places) for v in obj]
+    if isinstance(obj, str):
+        for path in sorted(places, key=len, reverse=True):
+            obj = obj.replace(path, places[path])
+    return obj
 
 
 def load_results(path: Path) -> dict:
@@ -372,8 +390,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = p.add_subparsers(dest="cmd")
     r = sub.add_parser("run", help="run benchmarks and write results/latest.json, latest.md, the README table")
     r.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
-    r.add_argument("--size", choices=SIZES, default="small",
-                   help="tiny: seconds (the tests); small: minutes (default); large: the full figures")
+    r.add_argument("--size", choices=SIZES, default="realistic",
+                   help="tiny: seconds (the tests); small: a smoke size; realistic (default): 32 prompts × 96 "
+                        "new tokens, batch 16; large: the full figures")
     r.add_argument("--repeats", type=int, help="alternated repeats per figure (default: per benchmark and size)")
     r.add_argument("--work", type=Path, help="scratch folder (default: $TMPDIR/evalkit-bench)")
     r.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
@@ -401,8 +420,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ctx.work.mkdir(parents=True, exist_ok=True)
     info = machine()
     readme = None if args.no_readme else README
+    places = {str(ctx.work.resolve()): "WORK", str(ctx.work): "WORK"}
+    from evalkit.runtime.models import cache_root
+
+    places.update({str(cache_root().resolve()): "$EVALKIT_CACHE", str(cache_root()): "$EVALKIT_CACHE"})
     run_benchmarks(args.names or list(BENCHMARKS), ctx,
-                   on_row=lambda r: save([r], args.out, size=args.size, machine_info=info, readme=readme))
+                   on_row=lambda r: save([scrub(r, places)], args.out, size=args.size, machine_info=info,
+                                         readme=readme))
     print(markdown(load_results(args.out / "latest.json")))
     return 0
 

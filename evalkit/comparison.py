@@ -10,7 +10,14 @@ For each candidate and each metric in both summaries, one Delta:
   paired difference (equal to candidate_value - baseline_value whenever every id pairs and the
   summary is the plain mean), with a paired-bootstrap interval and a Wilcoxon (continuous) or
   exact McNemar (0/1 flags) p-value -- see evalkit/stats.py;
+* the membership-inference AUCs (``mia_auc``, ``mia_auc_<score>``) and the loss gaps are corpus figures,
+  but both runs scored the same training / validation examples: they are paired per example id
+  (``paired_auc_delta`` / ``paired_gap_delta``: ids resampled within each class, the figure of both runs
+  recomputed on the same resample; test "paired_bootstrap_ids");
 * every other metric gets the plain difference of the summary values, no interval, no p-value.
+
+``p_adjusted``: Holm's step-down adjustment over every p-valued delta of the comparison (all
+candidates, all metrics), so significance colouring is family-wise at the stated alpha.
 
 ``better`` reflects the direction of the point delta only (True = moved the good way per the
 registry's higher_is_better; None when the metric has no direction or the delta is 0 / missing).
@@ -30,7 +37,7 @@ from .metrics.registry import METRICS
 from .numbers import finite_or_none
 from .provenance import provenance as build_provenance
 from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord
-from .stats import paired_bootstrap, unpaired_delta
+from .stats import holm, paired_auc_delta, paired_bootstrap, paired_gap_delta, unpaired_delta
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gate import GateSpec
@@ -80,6 +87,56 @@ def ordered_metrics(names: Sequence[str]) -> list[str]:
     return known + sorted(present - set(METRICS))
 
 
+_GAP_SPLITS = {"loss_gap": "val", "loss_gap_val": "val", "loss_gap_heldout": "heldout", "loss_gap_calibrated": "val"}
+_MIN_PER_CLASS = 2
+
+
+def _mia_score(run: RunRecord, metric: str) -> Optional[str]:
+    if metric == "mia_auc":
+        return ((run.settings or {}).get("membership_inference") or {}).get("primary")
+    return metric[len("mia_auc_"):] if metric.startswith("mia_auc_") and metric != "mia_auc_base_null" else None
+
+
+def _paired_by_id(baseline: RunRecord, candidate: RunRecord, metric: str, n_boot: int, seed: int):
+    """PairedResult of a corpus figure paired per example id, or None when it is not one / too few ids."""
+    if metric in _GAP_SPLITS:
+        other = _GAP_SPLITS[metric]
+        calibrated = metric == "loss_gap_calibrated"
+
+        def per_id(run, split):
+            out = {}
+            for ex in run.losses:
+                v = _finite(ex.nll - ex.base_nll if calibrated and ex.base_nll is not None else
+                            (None if calibrated else ex.nll))
+                if ex.split == split and v is not None:
+                    out[ex.id] = (v, ex.n_tokens)
+            return out
+
+        cols = []
+        for split in ("train", other):
+            a, b = per_id(baseline, split), per_id(candidate, split)
+            ids = sorted(a.keys() & b.keys())
+            if len(ids) < _MIN_PER_CLASS:
+                return None
+            cols.append(([a[i][0] for i in ids], [b[i][0] for i in ids],
+                         [(a[i][1] + b[i][1]) / 2 or 1.0 for i in ids]))
+        return paired_gap_delta(*cols[0], *cols[1], n_boot=n_boot, seed=seed)
+    sa, sb = _mia_score(baseline, metric), _mia_score(candidate, metric)
+    if sa is None or sb is None:
+        return None
+
+    def per_id(run, score):
+        return {(e.id, e.member): v for e in run.membership if (v := _finite(e.scores.get(score))) is not None}
+
+    a, b = per_id(baseline, sa), per_id(candidate, sb)
+    keys = a.keys() & b.keys()
+    mem, non = sorted(k for k in keys if k[1]), sorted(k for k in keys if not k[1])
+    if len(mem) < _MIN_PER_CLASS or len(non) < _MIN_PER_CLASS:
+        return None
+    return paired_auc_delta([a[k] for k in mem], [a[k] for k in non], [b[k] for k in mem], [b[k] for k in non],
+                            n_boot=n_boot, seed=seed)
+
+
 def _better(delta: Optional[float], higher_is_better: Optional[bool]) -> Optional[bool]:
     if delta is None or higher_is_better is None or delta == 0:
         return None
@@ -96,7 +153,12 @@ def compute_deltas(baseline: RunRecord, candidate: RunRecord, candidate_name: st
         hib = spec.higher_is_better if spec else None
         b_val, c_val = _finite(baseline.summary[metric]), _finite(candidate.summary[metric])
         fields: dict[str, Any] = dict(delta=unpaired_delta(b_val, c_val))
-        if spec is not None and spec.paired:
+        by_id = _paired_by_id(baseline, candidate, metric, n_boot, seed) if b_val is not None and c_val is not None \
+            else None
+        if by_id is not None:
+            fields.update(delta=by_id.delta, ci_low=by_id.ci_low, ci_high=by_id.ci_high, p_value=by_id.p_value,
+                          n_pairs=by_id.n, test=by_id.test)
+        elif spec is not None and spec.paired:
             a_map, b_map = paired_values(baseline, spec.paired), paired_values(candidate, spec.paired)
             ids = sorted(a_map.keys() & b_map.keys())
             fields["n_pairs"] = len(ids)
@@ -165,6 +227,8 @@ def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = 
     deltas: list[Delta] = []
     for name, run in zip(names[1:], runs[1:], strict=True):
         deltas.extend(compute_deltas(runs[0], run, name, n_boot=n_boot, seed=seed))
+    adjusted = holm([d.p_value for d in deltas])
+    deltas = [dataclasses.replace(d, p_adjusted=p) for d, p in zip(deltas, adjusted)]
     prov = {**build_provenance(), "n_boot": n_boot, "seed": seed, "alpha": 0.05, **dict(provenance or {})}
     prov["versions"] = {**dict(prov.get("versions") or {}), **build_provenance()["versions"]}  # scipy: p-values
     comparison = Comparison(schema_version=SCHEMA_VERSION, baseline=names[0], targets=tuple(names),

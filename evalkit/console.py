@@ -27,7 +27,7 @@ from .numbers import fmt_fixed
 from .records import Comparison, RunRecord
 
 __all__ = ["print_run", "print_comparison", "KEY_METRICS", "progress", "quiet_third_party", "configure",
-           "warn", "info", "redrawn_bars"]
+           "warn", "info", "redrawn_bars", "target_label"]
 
 _STATE = {"progress": True, "quiet": False}
 
@@ -38,6 +38,11 @@ def configure(*, progress: Optional[bool] = None, quiet: Optional[bool] = None) 
         _STATE["progress"] = progress
     if quiet is not None:
         _STATE["quiet"] = quiet
+
+
+def target_label(name: str, index: int, total: int) -> str:
+    """Progress prefix naming the target and the overall count: ``[2/3] seedlike · ``."""
+    return f"[{index}/{total}] {name} · " if total > 1 else f"{name} · "
 
 
 def redrawn_bars() -> bool:
@@ -155,6 +160,10 @@ def _print_verdict(run: RunRecord, console: Console) -> None:
     console.print(f"verdict for [bold]{run.target.name}[/]: [{_LEVEL_STYLE[v.level]}]{v.level}[/]", highlight=False)
     for r in v.reasons:
         console.print(f"  - [{_LEVEL_STYLE[r.level]}]{r.level}[/]: {r.message}", highlight=False, markup=True)
+    for notice in run.notices:
+        from rich.markup import escape
+
+        console.print(f"  - [yellow]warning[/] ({notice.code}): {escape(notice.message)}", highlight=False)
 
 
 def print_comparison(cmp: Comparison, console: Console | None = None, *, to_stderr: bool = False) -> None:

@@ -35,7 +35,12 @@ __all__ = [
     "escaped_newline_lines",
     "BUNDLED_DIR",
     "bundled_path",
+    "OVERRIDE_FLAG",
+    "membership_files",
+    "recorded_members",
 ]
+
+OVERRIDE_FLAG = "--allow-membership-mismatch"
 
 ROLES = ("system", "user", "assistant")
 # One record (one line) larger than this is refused: no model's context holds a million characters, and
@@ -76,6 +81,11 @@ class Conversation:
     @property
     def user(self) -> str:
         return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+
+    def assistant_turns(self) -> list[tuple[str, str]]:
+        """(id, text) of every assistant turn: the last keeps the conversation id, earlier ones get "id#k"."""
+        turns = [m["content"] for m in self.messages if m["role"] == "assistant"]
+        return [(self.id if k == len(turns) - 1 else f"{self.id}#{k}", t) for k, t in enumerate(turns)]
 
 
 @dataclass(frozen=True)
@@ -256,3 +266,78 @@ def escaped_newline_lines(conversations: list[Conversation]) -> list[str]:
     A model trained on such answers learns to *emit* the two characters '\\' 'n' (the seed's trap).
     """
     return [c.source for c in conversations if "\\n" in c.answer]
+
+
+# ---------------------------------------------------------------- membership integrity
+
+
+def _mismatch(where: str, problem: str, how: str) -> DataError:
+    return DataError(f"{where}: {problem}; {how}, or pass {OVERRIDE_FLAG} to measure anyway "
+                     "(membership labels unverified, recorded as a warning)")
+
+
+def membership_files(meta: Optional[dict], where: str, explicit: dict[str, Optional[Path]],
+                     defaults: dict[str, str], *, allow_mismatch: bool = False) -> tuple[dict[str, Path], list[str]]:
+    """The train / val files to measure an adapter with, checked against its evalkit.json.
+
+    For each split ("train", "val"): the explicit path if given, else the recorded one; when the
+    adapter recorded its data, a missing file or a sha256 different from the recorded one is a
+    DataError unless ``allow_mismatch`` (then the problem is returned, to be recorded as a notice, and
+    a missing recorded file falls back to the bundled default). Without a record (the base model, a
+    foreign adapter) the explicit path or the bundled default is used. Returns ({split: path}, problems).
+    """
+    from .io import sha256_file
+
+    paths: dict[str, Path] = {}
+    problems: list[str] = []
+    data = (meta or {}).get("data") or {}
+    for split in ("train", "val"):
+        rec = data.get(split) or {}
+        flag = f"--{split}-data"
+        path = Path(explicit[split]) if explicit.get(split) is not None else (
+            Path(rec["path"]) if rec.get("path") else None)
+        if path is None:
+            paths[split] = bundled_path(defaults[split])
+            continue
+        problem = None
+        if not path.is_file():
+            if explicit.get(split) is not None:
+                raise DataError(f"{path}: no such file; check the {flag} path")
+            problem = f"the {split} file recorded in evalkit.json ({path}) is missing"
+        elif rec.get("sha256") and sha256_file(path) != rec["sha256"]:
+            problem = (f"{path} is not the {split} file the adapter was trained on (sha256 "
+                       f"{sha256_file(path)[:12]} vs recorded {rec['sha256'][:12]})")
+        if problem is not None:
+            if not allow_mismatch:
+                raise _mismatch(where, problem, f"pass the adapter's {split} data with {flag}")
+            if not path.is_file():
+                path = bundled_path(defaults[split])
+                problem += f"; measured with the bundled {defaults[split]} instead"
+            problems.append(problem)
+        paths[split] = path
+    return paths, problems
+
+
+def recorded_members(train: list[Conversation], meta: Optional[dict], where: str, *,
+                     allow_mismatch: bool = False) -> tuple[list[Conversation], list[str]]:
+    """The training conversations the adapter saw (evalkit.json ``used_ids``), and any overridden problem.
+
+    Without recorded ids every conversation is a member. Recorded ids missing from the file are a
+    DataError unless ``allow_mismatch``: with none matching every row becomes a "member" the adapter
+    never saw; with some missing the file is not the one it was trained on.
+    """
+    used = (((meta or {}).get("data") or {}).get("train") or {}).get("used_ids")
+    if not used:
+        return train, []
+    wanted = set(used)
+    chosen = [c for c in train if c.id in wanted]
+    missing = len(wanted - {c.id for c in chosen})
+    if not missing:
+        return chosen, []
+    problem = (f"{'none' if not chosen else missing} of the {len(wanted)} training ids recorded in evalkit.json "
+               f"{'is' if missing == 1 and chosen else 'are'} in the training file {train[0].source.rsplit(':', 1)[0]}")
+    if not allow_mismatch:
+        raise _mismatch(where, problem, "pass the adapter's training data with --train-data")
+    if not chosen:
+        return train, [problem + "; every row counted as a member"]
+    return chosen, [problem + f"; the {len(chosen)} that are were used as members"]

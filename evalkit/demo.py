@@ -35,7 +35,7 @@ def demo_configs(base: Optional[str] = None, fast: bool = False) -> dict[str, Tr
 
 def demo_settings(fast: bool = False) -> EvalSettings:
     return EvalSettings(max_new_tokens=24 if fast else 64, batch_size=32, train_sample=16 if fast else 24,
-                        extraction_n=4 if fast else 8, n_boot=200 if fast else 1000, max_length=256)
+                        extraction_n=4 if fast else 8, n_boot=200 if fast else 1000)
 
 
 def demo_thresholds():

@@ -1,12 +1,18 @@
 """`evalkit eval` and `evalkit score`: from a target (or predictions) to a RunRecord.
 
 eval, per target (an adapter folder or "base"), through one shared :class:`~evalkit.runtime.engine.Engine`:
-  1. generate answers to the held-out suites            -> ROUGE, novelty, defects, copying (scoring.py)
-  2. score train / val / held-out answers (+ base model) -> losses, loss gap, membership inference
+  0. the adapter's recorded data (evalkit.json)         -> membership integrity: sha256 and used_ids checked
+  1. generate answers to the held-out suites            -> ROUGE, novelty, defects, copying (scoring.py),
+                                                           pooled and per suite
+  2. score train / val / held-out answers (+ base model) -> losses, loss gaps (val, held-out, calibrated),
+                                                           membership inference with its base-only and
+                                                           blind nulls (memorization/mia.py, blind.py)
   3. prompt with training user messages                  -> extraction rate (val prompts as the control)
   4. planted canaries (from evalkit.json)                -> canary extraction and exposure
   5. training_log.jsonl                                  -> best step, rise of the validation loss
   6. thresholds                                          -> verdict
+Scoring uses the adapter's training max_length (evalkit.json) unless --max-length says otherwise.
+Every summary figure with an interval has it in ``intervals`` (95%) and its n in ``n``.
 Everything model-side goes through the engine's cache, so a re-run recomputes nothing.
 """
 
@@ -14,28 +20,32 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import defaults
+from . import __version__, defaults
 from .audit import catalog_names
-from .data import Conversation, PromptItem, bundled_path, load_conversations, load_predictions, load_suite
+from .data import (OVERRIDE_FLAG, Conversation, PromptItem, bundled_path, load_conversations, load_predictions,
+                   load_suite, membership_files, recorded_members)
 from .errors import DataError, ModelError
 from .generalization import eval_audit, skeleton_replay, transfer_figures
-from .provenance import provenance
-from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, RunRecord, Target,
+from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target,
                       read_adapter_record, read_training_log, to_dict)
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
 
 __all__ = ["EvalSettings", "EvalInputs", "DEFAULT_SUITES", "load_inputs", "evaluate_target", "score_predictions",
-           "training_log_summary", "provenance", "fit_max_new_tokens"]
+           "training_log_summary", "provenance", "fit_max_new_tokens", "max_length_for"]
 
 DEFAULT_SUITES = ("prompts/eco_heldout_en.jsonl", "prompts/eco_heldout_ko.jsonl")
+DEFAULT_TRAIN, DEFAULT_VAL = "benchmarks/eco/train.jsonl", "benchmarks/eco/val.jsonl"
+DEFAULT_MAX_LENGTH = 512  # scoring window for the base model and adapters that recorded none
 EXTRACTION_MAX_DISTANCE = 0.10  # "near-exact" reproduction, the same bound as near_verbatim
 
 
@@ -50,15 +60,20 @@ class EvalSettings:
     seed: int = 0
     train_sample: int = field(default=defaults.TRAIN_SAMPLE, metadata={"help": "training examples scored (members for MIA)"})
     extraction_n: int = field(default=defaults.EXTRACTION_N, metadata={"help": "training prompts used for the extraction test"})
-    max_length: int = field(default=defaults.MAX_LENGTH, metadata={"help": "max tokens of a scored conversation"})
+    max_length: Optional[int] = field(default=None, metadata={
+        "help": "max tokens of a scored conversation (default: the adapter's training max_length, else 512)"})
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for intervals"})
     canary_candidates: int = field(default=100, metadata={"help": "random secrets ranked against each canary"})
+    minkpp: bool = field(default=False, metadata={
+        "help": "also compute Min-K%++ (full-vocabulary statistics, ~30% more scoring time)"})
 
     def __post_init__(self) -> None:
         from .errors import ConfigError
 
         for name in ("max_new_tokens", "batch_size", "num_samples", "train_sample", "max_length", "n_boot"):
             v = getattr(self, name)
+            if name == "max_length" and v is None:
+                continue
             if not isinstance(v, int) or v <= 0:
                 raise ConfigError(f"The '{name}' setting must be a positive int. Got {v!r} instead.")
         if self.extraction_n < 0:
@@ -67,6 +82,25 @@ class EvalSettings:
     def generation_settings(self) -> dict[str, Any]:
         return dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, do_sample=self.do_sample,
                     num_samples=self.num_samples, temperature=self.temperature, top_p=self.top_p, seed=self.seed)
+
+
+def provenance(extra: Optional[dict] = None) -> dict[str, Any]:
+    import platform
+
+    import importlib.metadata
+
+    versions = {"python": platform.python_version(), "evalkit": __version__}
+    # installed versions, not imported modules: a fully cached run imports no torch, yet used it
+    for mod, dist in (("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("numpy", "numpy"),
+                      ("rouge_score", "rouge-score"), ("sklearn", "scikit-learn")):
+        try:
+            versions[mod] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    out = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions,
+           "command": " ".join(["evalkit", *sys.argv[1:]]), "host": platform.node()}
+    out.update(extra or {})
+    return out
 
 
 # ------------------------------------------------------------------ inputs
@@ -92,13 +126,12 @@ def _training_meta(adapter: Optional[Path]) -> Optional[dict]:
     return to_dict(record) if record is not None else None
 
 
-def _data_path(explicit: Optional[Path], meta: Optional[dict], split: str, default: str) -> Path:
-    if explicit is not None:
-        return Path(explicit)
-    recorded = ((meta or {}).get("data") or {}).get(split, {}).get("path")
-    if recorded and Path(recorded).is_file():
-        return Path(recorded)
-    return bundled_path(default)
+def max_length_for(settings: EvalSettings, meta: Optional[dict]) -> int:
+    """--max-length when given, else the adapter's training max_length (evalkit.json), else 512."""
+    if settings.max_length is not None:
+        return settings.max_length
+    trained = ((meta or {}).get("config") or {}).get("max_length")
+    return int(trained) if isinstance(trained, int) and trained > 0 else DEFAULT_MAX_LENGTH
 
 
 def training_log_summary(rows: Sequence[dict]) -> dict[str, float]:
@@ -122,17 +155,6 @@ def _sample(items: Sequence, n: int, seed: int) -> list:
     return [items[i] for i in sorted(rng.sample(range(len(items)), n))]
 
 
-def _members(train: list[Conversation], meta: Optional[dict]) -> list[Conversation]:
-    """The training conversations the adapter actually saw (train_subset records their ids)."""
-    used = (((meta or {}).get("data") or {}).get("train") or {}).get("used_ids")
-    if used:
-        wanted = set(used)
-        chosen = [c for c in train if c.id in wanted]
-        if chosen:
-            return chosen
-    return train
-
-
 @dataclass(frozen=True)
 class EvalInputs:
     """Everything a target is evaluated on, read and validated before any model is loaded."""
@@ -142,22 +164,32 @@ class EvalInputs:
     train: list[Conversation]
     val: list[Conversation]
     members: list[Conversation]
+    files: dict[str, Path] = field(default_factory=dict)  # the train / val files measured
+    problems: tuple[str, ...] = ()  # membership mismatches measured anyway (--allow-membership-mismatch)
 
 
 def load_inputs(target: str | Path, *, suites: Sequence[Path] | None = None, train_data: Optional[Path] = None,
-                val_data: Optional[Path] = None, limit: Optional[int] = None) -> EvalInputs:
+                val_data: Optional[Path] = None, limit: Optional[int] = None,
+                allow_membership_mismatch: bool = False) -> EvalInputs:
     """Read and check every input of one target ("base" or an adapter folder); DataError / ModelError (exit 2).
 
-    ``limit``: a smoke run -- the first N prompts of each suite (see ``--limit``).
+    ``limit``: a smoke run -- the first N prompts of each suite (see ``--limit``). An adapter that recorded
+    its data (evalkit.json) is measured on that data only: a missing file, another sha256 or training ids
+    absent from the file are a DataError unless ``allow_membership_mismatch`` (data.membership_files).
     """
     adapter = None if str(target) == "base" else Path(target)
     if adapter is not None and not adapter.is_dir():
         raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
     meta = _training_meta(adapter)
     prompts = _suites(suites, limit)
-    train = load_conversations(_data_path(train_data, meta, "train", "benchmarks/eco/train.jsonl"))
-    val = load_conversations(_data_path(val_data, meta, "val", "benchmarks/eco/val.jsonl"))
-    return EvalInputs(meta, prompts, train, val, _members(train, meta))
+    where = str(adapter) if adapter is not None else "base"
+    files, problems = membership_files(meta, where, {"train": train_data, "val": val_data},
+                                       {"train": DEFAULT_TRAIN, "val": DEFAULT_VAL},
+                                       allow_mismatch=allow_membership_mismatch)
+    train = load_conversations(files["train"])
+    val = load_conversations(files["val"])
+    members, id_problems = recorded_members(train, meta, where, allow_mismatch=allow_membership_mismatch)
+    return EvalInputs(meta, prompts, train, val, members, files, tuple(problems + id_problems))
 
 
 MAX_NEW_TOKENS_CAP = 512  # the default never asks for more than this per answer
@@ -178,7 +210,7 @@ def fit_max_new_tokens(reference_tokens: Sequence[int]) -> int:
 
 def _loss_examples(engine, convs: Sequence[Conversation], settings: EvalSettings):
     scores = engine.score([list(c.messages) for c in convs], with_base=True, max_length=settings.max_length,
-                          batch_size=settings.batch_size)
+                          batch_size=settings.batch_size, moments=settings.minkpp)
     out = []
     for c, s in zip(convs, scores):
         if s.target.n_tokens == 0:
@@ -193,28 +225,62 @@ def _mean_nll(pairs) -> Optional[float]:
     return float(sum(s.target.nll * s.target.n_tokens for _, s in pairs) / tok) if tok else None
 
 
-def _membership(members, nonmembers) -> list[MembershipExample]:
-    from .memorization.mia import loss_score, minkpp_score, ref_score, zlib_score
+def _loss_gaps(tr, va, ho, *, calibrate: bool, settings: EvalSettings):
+    """loss_gap_val / _heldout / _calibrated (+ the loss_gap alias): values, 95% intervals, n."""
+    from .stats import weighted_mean_diff
 
+    def cols(pairs, calibrated=False):
+        x = [s.target.nll - (s.base.nll if calibrated else 0.0) for _, s in pairs]
+        return x, [float(s.target.n_tokens) for _, s in pairs]
+
+    summary, intervals, n = {}, {}, {}
+    gaps = [("loss_gap_val", va, False), ("loss_gap_heldout", ho, False)]
+    if calibrate and all(s.base is not None for _, s in (*tr, *va)):
+        gaps.append(("loss_gap_calibrated", va, True))
+    for name, other, calibrated in gaps:
+        if not tr or not other:
+            continue
+        value, lo, hi = weighted_mean_diff(*cols(tr, calibrated), *cols(other, calibrated),
+                                           n_boot=settings.n_boot, seed=settings.seed)
+        summary[name], intervals[name], n[name] = value, (lo, hi), min(len(tr), len(other))
+    if "loss_gap_val" in summary:  # the old name, kept so existing gates keep working (docs/verdict.md)
+        summary["loss_gap"], intervals["loss_gap"], n["loss_gap"] = (
+            summary["loss_gap_val"], intervals["loss_gap_val"], n["loss_gap_val"])
+    return summary, intervals, n
+
+
+def _membership(members, nonmembers, *, is_base: bool, seed: int) -> list[MembershipExample]:
+    from .memorization.blind import blind_scores
+    from .memorization.mia import ez_score, loss_score, minkpp_score, ref_score, zlib_score
+
+    rows = [(True, c, s) for c, s in members] + [(False, c, s) for c, s in nonmembers]
+    blind = blind_scores([c.answer for _, c, _ in rows], [m for m, _, _ in rows], seed=seed) if rows else None
     out = []
-    for is_member, pairs in ((True, members), (False, nonmembers)):
-        for conv, s in pairs:
-            t = s.target
-            scores = {"loss": loss_score(t.nll), "zlib": zlib_score(t.nll, conv.answer),
-                      "minkpp": minkpp_score(t.logprobs, t.mu, t.sigma)}
-            if s.base is not None:
+    for k, (is_member, conv, s) in enumerate(rows):
+        t = s.target
+        scores = {"loss": loss_score(t.nll), "zlib": zlib_score(t.nll, conv.answer)}
+        if t.mu is not None and t.sigma is not None:
+            scores["minkpp"] = minkpp_score(t.logprobs, t.mu, t.sigma)
+        if s.base is not None:
+            scores["base_loss"] = loss_score(s.base.nll)  # the null: the same score, the base model alone
+            if not is_base:  # for the base model both are 0 by construction
                 scores["ref"] = ref_score(t.nll, s.base.nll)
-            out.append(MembershipExample(conv.id, is_member, {k: float(v) for k, v in scores.items()}))
+                if t.correct is not None:
+                    scores["ezmia"] = ez_score(t.logprobs, s.base.logprobs, t.correct)
+        if blind is not None:
+            scores["blind"] = blind[k]
+        out.append(MembershipExample(conv.id, is_member, {k2: float(v) for k2, v in scores.items()}))
     return out
 
 
-def _extraction(engine, convs: Sequence[Conversation], split: str, settings: EvalSettings):
+def _extraction(engine, convs: Sequence[Conversation], split: str, settings: EvalSettings, max_new_tokens: int):
     from .memorization.near_copy import normalized_edit_distance
 
     if not convs:
         return []
     gens = engine.generate([c.prompt_messages for c in convs], **{**settings.generation_settings(),
-                                                                   "do_sample": False, "num_samples": 1})
+                                                                   "do_sample": False, "num_samples": 1,
+                                                                   "max_new_tokens": max_new_tokens})
     out = []
     for c, g in zip(convs, gens):
         pred = g[0].text
@@ -223,53 +289,85 @@ def _extraction(engine, convs: Sequence[Conversation], split: str, settings: Eva
     return out
 
 
-def _canaries(engine, meta: Optional[dict], train_by_id: dict[str, Conversation], settings: EvalSettings):
-    from .memorization import canaries as cn
+def _extraction_figures(extraction: Sequence[ExtractionExample], settings: EvalSettings):
+    """extraction_rate, heldout_extraction_rate (its control) and their difference, with intervals and n."""
+    from .stats import bootstrap_ci, weighted_mean_diff
 
-    planted = (meta or {}).get("canaries") or []
-    if not planted:
-        return {}
-    summary: dict[str, float] = {}
-    prompts, exposures, hits = [], [], []
-    for c in planted:
-        conv = train_by_id.get(c.get("train_id"))
-        if conv is None:
-            continue
-        canary = cn.Canary(c["id"], c["text"], c["secret"])
-        prompts.append(conv.prompt_messages)
+    summary, intervals, n = {}, {}, {}
+    hits = {split: [1.0 if e.edit_distance <= EXTRACTION_MAX_DISTANCE else 0.0 for e in extraction if e.split == split]
+            for split in ("train", "heldout")}
+    for split, key in (("train", "extraction_rate"), ("heldout", "heldout_extraction_rate")):
+        if hits[split]:
+            summary[key] = float(np.mean(hits[split]))
+            intervals[key] = bootstrap_ci(hits[split], n_boot=settings.n_boot, seed=settings.seed)
+            n[key] = len(hits[split])
+    if hits["train"] and hits["heldout"]:
+        ones = [[1.0] * len(hits[k]) for k in ("heldout", "train")]
+        value, lo, hi = weighted_mean_diff(hits["heldout"], ones[0], hits["train"], ones[1],
+                                           n_boot=settings.n_boot, seed=settings.seed)
+        summary["extraction_gap"], intervals["extraction_gap"] = value, (lo, hi)
+        n["extraction_gap"] = min(len(hits["train"]), len(hits["heldout"]))
+    return summary, intervals, n
+
+
+CANARY_NEW_TOKENS = 32  # the continuation starts with the secret: 6 digits, spaces, a full stop
+
+
+def _canaries(engine, meta: Optional[dict], train_by_id: dict[str, Conversation], settings: EvalSettings):
+    """canary_extraction_rate and canary_exposure (memorization/canaries.py), with intervals and n."""
+    from .memorization import canaries as cn
+    from .stats import bootstrap_ci
+
+    rows = [(cn.Canary(c["id"], c["text"], c["secret"]), train_by_id[c["train_id"]])
+            for c in (meta or {}).get("canaries") or [] if c.get("train_id") in train_by_id]
+    if not rows:
+        return {}, {}, {}
+    exposures = []
+    for canary, conv in rows:
         # exposure: rank the true secret among random ones by the likelihood of the planted answer
-        answer = conv.answer if c["text"] in conv.answer else conv.answer.rstrip() + " " + c["text"]  # as plant() does
+        answer = cn.planted_answer(conv.answer, canary)
         candidates = cn.candidate_secrets(canary, settings.canary_candidates, seed=settings.seed)
-        texts = [answer] + [answer.replace(c["text"], c["text"].replace(c["secret"], s)) for s in candidates]
+        texts = [answer] + [answer.replace(canary.text, cn.canary_text(canary, s)) for s in candidates]
         convs = [conv.prompt_messages + [{"role": "assistant", "content": t}] for t in texts]
-        scored = engine.score(convs, with_base=False, max_length=settings.max_length,
-                              batch_size=settings.batch_size)
+        scored = engine.score(convs, with_base=False, max_length=settings.max_length, batch_size=settings.batch_size)
         ll = [-s.target.nll * s.target.n_tokens for s in scored]
         exposures.append(cn.exposure(ll[0], ll[1:]))
-    if prompts:
-        gens = engine.generate(prompts, **{**settings.generation_settings(), "do_sample": False,
-                                           "num_samples": 1, "max_new_tokens": max(settings.max_new_tokens, 128)})
-        for c, g in zip([c for c in planted if c.get("train_id") in train_by_id], gens):
-            hits.append(1.0 if cn.canary_extracted(cn.Canary(c["id"], c["text"], c["secret"]), g[0].text) else 0.0)
-        summary["canary_extraction_rate"] = float(np.mean(hits))
-        summary["canary_exposure"] = float(np.mean(exposures))
-    return summary
+    # extraction: the canary's own conversation up to the secret, the answer prefix continued
+    prompts = [conv.prompt_messages + [{"role": "assistant", "content": cn.extraction_prefix(conv.answer, canary)}]
+               for canary, conv in rows]
+    gens = engine.generate(prompts, **{**settings.generation_settings(), "do_sample": False, "num_samples": 1,
+                                       "max_new_tokens": CANARY_NEW_TOKENS})
+    hits = [1.0 if cn.canary_extracted(canary, g[0].text) else 0.0 for (canary, _), g in zip(rows, gens)]
+    summary = {"canary_extraction_rate": float(np.mean(hits)), "canary_exposure": float(np.mean(exposures))}
+    intervals = {"canary_extraction_rate": bootstrap_ci(hits, n_boot=settings.n_boot, seed=settings.seed),
+                 "canary_exposure": bootstrap_ci(exposures, n_boot=settings.n_boot, seed=settings.seed)}
+    return summary, intervals, {k: len(rows) for k in summary}
 
 
-def _mia_figures(membership: Sequence[MembershipExample], settings: EvalSettings):
-    """Summary values, intervals, ROC curves and notes of the membership-inference evaluation."""
+def _mia_figures(membership: Sequence[MembershipExample], settings: EvalSettings, *, is_base: bool):
+    """Summary values, intervals, n, ROC curves, notes and notices of the membership-inference evaluation."""
     from .memorization.mia import evaluate_scores
 
     if not any(m.member for m in membership) or all(m.member for m in membership):
-        return {}, {}, {}, {"warnings": ["membership inference needs both training and validation examples"]}
-    mia = evaluate_scores(membership, n_boot=settings.n_boot, seed=settings.seed)
-    # MiaSummary already maps itself onto the record's summary / intervals / curves
+        return {}, {}, {}, {}, {"warnings": ["membership inference needs both training and validation examples"]}, []
+    mia = evaluate_scores(membership, n_boot=settings.n_boot, seed=settings.seed,
+                          primary="loss" if is_base else None)
+    # MiaSummary already maps itself onto the record's summary / intervals / n / curves
     summary = {k: float(v) for k, v in mia.summary.items() if v is not None}
     intervals = {k: tuple(v) for k, v in mia.intervals.items()}
-    roc = mia.roc
+    not_measured = {} if settings.minkpp else {"mia_auc_minkpp": "Min-K%++ is off (turn it on with --minkpp)"}
     info = {"primary": mia.primary, "best_score": mia.best_score, "tpr_reliable": mia.tpr_reliable,
-            "n_member": mia.n_member, "n_nonmember": mia.n_nonmember, "warnings": list(mia.warnings)}
-    return summary, intervals, roc, info
+            "n_member": mia.n_member, "n_nonmember": mia.n_nonmember, "warnings": list(mia.warnings),
+            "not_measured": not_measured}
+    notices = []
+    for metric, code, what in (("mia_auc_base_null", "shifted_split", "the base model alone"),
+                               ("mia_auc_blind", "separable_split", "a bag-of-words classifier without any model")):
+        if metric in intervals and not intervals[metric][0] <= 0.5 <= intervals[metric][1]:
+            lo, hi = intervals[metric]
+            notices.append(Notice(code, f"{what} tells members from non-members ({metric} = {summary[metric]:.2f}, "
+                                        f"95% CI [{lo:.2f}, {hi:.2f}], n={mia.n[metric]}): the non-members differ "
+                                        f"from the members beyond training, so read every MIA figure against it"))
+    return summary, intervals, mia.n, mia.roc, info, notices
 
 
 # ------------------------------------------------------------------ entry points
@@ -279,32 +377,39 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     train_data: Optional[Path] = None, val_data: Optional[Path] = None,
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
                     allow_pickle: bool = False, name: Optional[str] = None,
-                    inputs: Optional[EvalInputs] = None) -> RunRecord:
+                    inputs: Optional[EvalInputs] = None, allow_membership_mismatch: bool = False) -> RunRecord:
     """Evaluate one target ("base" or an adapter folder) with an already-loaded engine.
 
-    ``inputs``: from :func:`load_inputs` (the command's preflight); read here when not given.
+    ``inputs``: from :func:`load_inputs` (the command's preflight, which checks membership integrity);
+    read here when not given. A membership mismatch measured anyway is a ``membership_override`` notice.
     """
     from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
     adapter = None if is_base else Path(target)
     if inputs is None:
-        inputs = load_inputs(target, suites=suites, train_data=train_data, val_data=val_data)
+        inputs = load_inputs(target, suites=suites, train_data=train_data, val_data=val_data,
+                             allow_membership_mismatch=allow_membership_mismatch)
     meta = inputs.meta
+    settings = replace(settings, max_length=max_length_for(settings, meta))
     engine.use(adapter, allow_pickle=allow_pickle)
 
-    prompt_items, train, val, members = inputs.prompts, inputs.train, inputs.val, inputs.members
+    prompt_items, train, val, members, files = inputs.prompts, inputs.train, inputs.val, inputs.members, inputs.files
+    notices = [Notice("membership_override", f"{OVERRIDE_FLAG}: {p}; membership-based figures (loss gaps, MIA, "
+                                             "extraction, copying) may measure texts the adapter never saw")
+               for p in inputs.problems]
 
-    # 1. held-out generations + text metrics against this target's training answers
+    # 1. held-out generations + text metrics against every assistant turn of this target's training data
     gens = engine.generate([list(p.messages) for p in prompt_items], **settings.generation_settings())
     items = []
     for p, outs in zip(prompt_items, gens):
         for k, g in enumerate(outs):
             sid = p.id if len(outs) == 1 else f"{p.id}#{k}"
-            items.append(TextItem(sid, p.suite, p.prompt, g.text, p.reference, g.n_tokens, g.hit_max_tokens, p.tags))
-    answers = TrainingAnswers([(c.id, c.answer) for c in members])
+            items.append(TextItem(sid, p.suite, p.prompt, g.text, p.reference, g.n_tokens, g.hit_max_tokens, p.tags,
+                                  prompt_id=p.id))
+    answers = TrainingAnswers([turn for c in members for turn in c.assistant_turns()])
     text = score_texts(items, answers, n_boot=settings.n_boot, seed=settings.seed)
-    summary = dict(text.summary)
+    summary, intervals, n = dict(text.summary), dict(text.intervals), dict(text.n)
 
     # 2. losses (target and base on the same examples) and membership inference
     member_sample = _sample(members, settings.train_sample, settings.seed)
@@ -322,47 +427,57 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         if v is not None:
             summary[f"{split}_loss"] = v
             summary[f"{split}_ppl"] = float(math.exp(min(v, 50.0)))
+            n[f"{split}_loss"] = n[f"{split}_ppl"] = len(pairs)
     base_ho = [(c, s.base) for c, s in ho if s.base is not None]
     if base_ho:
         tok = sum(b.n_tokens for _, b in base_ho)
         summary["base_heldout_loss"] = float(sum(b.nll * b.n_tokens for _, b in base_ho) / tok)
-    # The loss gap compares training answers with unseen answers of the SAME distribution (the random
-    # val split), as Mireshghallah et al. do; the hand-written held-out suites add a distribution shift
-    # that even the base model shows, so they are used only when no val split exists.
-    other = summary.get("val_loss", summary.get("heldout_loss"))
-    if other is not None and "train_loss" in summary:
-        summary["loss_gap"] = other - summary["train_loss"]
+        n["base_heldout_loss"] = len(base_ho)
+    # loss_gap_val compares training answers with unseen answers of the SAME distribution (the random
+    # val split), as Mireshghallah et al. do; loss_gap_heldout uses the hand-written held-out suites, which
+    # add a distribution shift that even the base model shows; loss_gap_calibrated subtracts the base.
+    gap_summary, gap_intervals, gap_n = _loss_gaps(tr, va, ho, calibrate=not is_base, settings=settings)
+    summary.update(gap_summary)
+    intervals.update(gap_intervals)
+    n.update(gap_n)
     ho_by_id = {c.id: s.target.nll for c, s in ho}
     samples = tuple(replace(s, metrics={**s.metrics, "heldout_nll": ho_by_id[s.id]}) if s.id in ho_by_id else s
                     for s in text.samples)
 
-    membership = _membership(tr, va)
-    intervals = dict(text.intervals)
+    membership = _membership(tr, va, is_base=is_base, seed=settings.seed)
     curves = dict(text.curves)
-    mia_summary, mia_intervals, curves["roc"], mia_info = _mia_figures(membership, settings)
+    mia_summary, mia_intervals, mia_n, curves["roc"], mia_info, mia_notices = _mia_figures(
+        membership, settings, is_base=is_base)
     summary.update(mia_summary)
     intervals.update(mia_intervals)
+    n.update(mia_n)
+    notices.extend(mia_notices)
 
-    # 3. extraction: training prompts vs val prompts (control, same distribution)
+    # 3. extraction: scored training prompts vs val prompts (control, same distribution), with room
+    #    for the longest answer of either (tokens as scored, end marker included)
     ext_n = settings.extraction_n
-    extraction = (_extraction(engine, _sample(members, ext_n, settings.seed + 1), "train", settings)
-                  + _extraction(engine, _sample(val, ext_n, settings.seed + 1), "heldout", settings)) if ext_n else []
-    for split, key in (("train", "extraction_rate"), ("heldout", "heldout_extraction_rate")):
-        rows = [e for e in extraction if e.split == split]
-        if rows:
-            summary[key] = float(np.mean([e.edit_distance <= EXTRACTION_MAX_DISTANCE for e in rows]))
+    ext_pairs = {"train": _sample(tr, ext_n, settings.seed + 1), "heldout": _sample(va, ext_n, settings.seed + 1)}
+    longest = max([s.target.n_tokens for pairs in ext_pairs.values() for _, s in pairs], default=0)
+    ext_tokens = max(settings.max_new_tokens, longest)
+    extraction = [e for split, pairs in ext_pairs.items()
+                  for e in _extraction(engine, [c for c, _ in pairs], split, settings, ext_tokens)] if ext_n else []
+    for part in _extraction_figures(extraction, settings), _canaries(engine, meta, {c.id: c for c in train},
+                                                                      settings):
+        summary.update(part[0])
+        intervals.update(part[1])
+        n.update(part[2])
 
     # transfer of the gain to new prompts, skeleton replay, data audit (generalization.py)
-    samples, (g_summary, g_intervals, n) = skeleton_replay(samples, members, catalog_names(), settings.n_boot,
-                                                           settings.seed)
+    samples, (g_summary, g_intervals, g_n) = skeleton_replay(samples, members, catalog_names(), settings.n_boot,
+                                                             settings.seed)
     t_summary, t_intervals, t_n = transfer_figures(losses, settings.n_boot, settings.seed)
-    audit, notices, a_summary = eval_audit(members, val, prompt_items)
+    audit, audit_notices, a_summary = eval_audit(members, val, prompt_items)
     summary.update({**g_summary, **t_summary, **a_summary})
     intervals.update({**g_intervals, **t_intervals})
-    n = {**n, **t_n}
+    n.update({**g_n, **t_n})
+    notices.extend(audit_notices)
 
-    # 4. canaries, 5. training curve
-    summary.update(_canaries(engine, meta, {c.id: c for c in train}, settings))
+    # 5. training curve
     log = _read_training_log(adapter)
     summary.update(training_log_summary(log))
 
@@ -380,15 +495,18 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     )
     return RunRecord(
         schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary,
-        verdict=judge(summary, th, intervals, n, kind="eval"), n=n, notices=notices, audit=audit,
+        verdict=judge(summary, th, intervals), audit=audit,
         samples=samples, intervals=intervals, losses=tuple(losses), membership=tuple(membership),
         extraction=tuple(extraction), curves=curves,
         settings={"generation": settings.generation_settings(), "eval": asdict(settings),
-                  "thresholds": th.to_dict(), "loss_gap": "val_loss - train_loss" if "val_loss" in summary
-                  else "heldout_loss - train_loss",
+                  "thresholds": th.to_dict(), "loss_gap": "loss_gap = loss_gap_val = val_loss - train_loss",
                   "suites": sorted({p.suite for p in prompt_items}),
-                  "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info},
+                  "data": {split: str(path) for split, path in files.items()},
+                  "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info,
+                  "extraction_max_new_tokens": ext_tokens if ext_n else None,
+                  "not_measured": dict(mia_info.get("not_measured", {}))},
         provenance=provenance({"engine": engine.describe()}),
+        n=n, notices=tuple(notices),
     )
 
 
@@ -399,13 +517,13 @@ def score_predictions(path: Path, *, train_data: Optional[Path] = None, threshol
     items = [TextItem(p.id, Path(path).stem, p.prompt, p.prediction, p.reference) for p in preds]
     train = None
     if train_data is not None:
-        train = TrainingAnswers([(c.id, c.answer) for c in load_conversations(Path(train_data))])
+        train = TrainingAnswers([turn for c in load_conversations(Path(train_data)) for turn in c.assistant_turns()])
     text = score_texts(items, train, n_boot=n_boot, seed=seed)
     th = thresholds or Thresholds()
     tgt = Target(name=name or Path(path).stem, kind="predictions", path=str(path))
     return RunRecord(schema_version=SCHEMA_VERSION, kind="score", target=tgt, summary=dict(text.summary),
                      verdict=judge(text.summary, th, text.intervals, text.n, kind="score"), samples=text.samples,
-                     intervals=text.intervals, n=dict(text.n),
+                     intervals=text.intervals,
                      curves=text.curves, settings={"thresholds": th.to_dict(),
                                                    "train_data": str(train_data) if train_data else None},
-                     provenance=provenance())
+                     provenance=provenance(), n=dict(text.n))

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from .data import load_suite
 from .errors import ConfigError
-from .io import write_text_atomic
 
 __all__ = ["export_lm_eval_task"]
 
@@ -58,8 +57,6 @@ def export_lm_eval_task(suite: Path, out_dir: Path, *, task: str | None = None, 
     out_dir = Path(out_dir)
     data = out_dir / f"{name}.jsonl"
     rows = [{"id": it.id, "prompt": it.prompt, "reference": it.reference} for it in items]
-    write_text_atomic(data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_text_atomic(out_dir / "utils.py", _UTILS)
     stops = json.dumps(until if until is not None else [], ensure_ascii=False)
     yaml = f"""# Exported by `evalkit export lm-eval` from {Path(suite).name} ({len(rows)} prompts).
 task: {name}
@@ -82,6 +79,8 @@ metric_list:
 metadata:
   version: 1.0
 """
-    path = out_dir / f"{name}.yaml"
-    write_text_atomic(path, yaml)
-    return path
+    from .outputs import write_files  # all three files, or none
+
+    files = {data.name: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utils.py": _UTILS,
+             f"{name}.yaml": yaml}
+    return write_files(out_dir, files, "out")[f"{name}.yaml"]

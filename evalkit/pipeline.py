@@ -89,6 +89,8 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
 
     ``stored`` / ``inputs`` (raw target -> RunRecord / EvalInputs) are what the preflight already read.
     """
+    from .console import target_label
+
     stored, inputs = stored or {}, inputs or {}
     engine = None
     runs = []
@@ -101,7 +103,7 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
         if engine is None:
             engine = engine_factory()
         k += 1
-        engine.progress_label = f"[{k}/{n_model}] {s.name} · " if n_model > 1 else f"{s.name} · "
+        engine.progress_label = target_label(s.name, k, n_model)
         runs.append(evaluate(engine, "base" if s.kind == "base" else s.path, name=s.name, inputs=inputs.get(s.raw)))
     return runs
 

@@ -306,6 +306,7 @@ class Delta:
     test: Optional[str] = None  # "paired_bootstrap+wilcoxon", "mcnemar", ... or None when unpaired
     higher_is_better: Optional[bool] = None
     better: Optional[bool] = None  # None when the metric has no direction or delta is 0/missing
+    p_adjusted: Optional[float] = None  # Holm-adjusted p over every p-valued delta of the comparison (stats.holm)
     # per-prompt paired differences (candidate - baseline) behind ``delta``, keyed like the pairing
     # (sample id, or "suite/id" when ids repeat across suites); per-sample score metrics only
     per_id: dict[str, float] = field(default_factory=dict)

@@ -2,7 +2,13 @@
 
 Shared by `evalkit eval` (generations from the engine) and `evalkit score` (predictions made
 anywhere): no torch here. Produces per-sample :class:`~evalkit.records.Sample` rows, summary
-values, bootstrap intervals and the novelty curves.
+values, bootstrap intervals (95%, over prompts), the n behind each, and the novelty curves.
+
+Per suite: with more than one suite, ``rougeL``, ``novelty_gap_4``, ``verbatim_rate`` and
+``near_verbatim_rate`` are also reported per suite as ``<metric>@<suite>`` (e.g.
+``novelty_gap_4@eco_heldout_en``), each with its interval and n, so a verdict can judge the worst
+suite: pooling languages dilutes copying that happens in one of them (an adapter trained on English
+only copies on English prompts; the Korean ones halve the pooled figure).
 """
 
 from __future__ import annotations
@@ -14,14 +20,14 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .memorization.near_copy import NEAR_VERBATIM_MAX_DISTANCE, NearCopyIndex
-from .memorization.span_index import VERBATIM_MIN_TOKENS, SpanIndex, to_memorization
+from .memorization.span_index import VERBATIM_MIN_TOKENS, SpanIndex, span_words, to_memorization
 from .metrics.defects import DEFECT_FLAGS, defect_flags
 from .metrics.diversity import distinct_n, mode_collapse
 from .metrics.novelty import NoveltyIndex
 from .metrics.registry import NOVELTY_NS, per_sample_metrics
 from .metrics.rouge import ROUGE_TYPES, rouge_scores
 from .records import Memorization, Sample
-from .stats import bootstrap_ci
+from .stats import bootstrap_ci, resampled_rows_ci
 
 __all__ = ["TextItem", "TrainingAnswers", "TextScores", "score_texts"]
 
@@ -38,6 +44,7 @@ class TextItem:
     n_tokens: Optional[int] = None
     hit_max_tokens: Optional[bool] = None
     tags: tuple[str, ...] = ()
+    prompt_id: Optional[str] = None  # the prompt this answers (several samples of one prompt share it); default id
 
 
 class TrainingAnswers:
@@ -65,7 +72,7 @@ class TextScores:
 def _memorization(pred: str, match, nearest, train: TrainingAnswers) -> tuple[Optional[Memorization], list[str]]:
     """The flags and the memorization record of one prediction, from its span match and nearest answer."""
     flags: list[str] = []
-    if match is not None and match.n_tokens >= VERBATIM_MIN_TOKENS:
+    if match is not None and span_words(match.text) >= VERBATIM_MIN_TOKENS:  # words in every script
         flags.append("verbatim")
     if nearest is not None and nearest.distance <= NEAR_VERBATIM_MAX_DISTANCE:
         flags.append("near_verbatim")
@@ -132,17 +139,22 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
         if vals:
             summary[name] = float(np.mean(vals))
             intervals[name] = bootstrap_ci(vals, n_boot=n_boot, seed=seed)
+            counts[name] = len(vals)
     flag_names = list(DEFECT_FLAGS) + (["verbatim", "near_verbatim"] if train is not None else [])
     if all(s.hit_max_tokens is None for s in samples):
         flag_names.remove("truncated")  # predictions made elsewhere: whether they were cut is unknown
     for flag in flag_names:
         hits = [1.0 if flag in s.flags else 0.0 for s in samples]
         summary[f"{flag}_rate"] = float(np.mean(hits)) if n else 0.0
-        if n and flag in ("verbatim", "near_verbatim"):
+        counts[f"{flag}_rate"] = n
+        if n:
             intervals[f"{flag}_rate"] = bootstrap_ci(hits, n_boot=n_boot, seed=seed)
     summary["distinct_1"] = distinct_n(preds, 1)
     summary["distinct_2"] = distinct_n(preds, 2)
-    summary["mode_collapse_rate"] = float(mode_collapse(preds, ids=[s.id for s in samples]).rate)
+    # several samples of one prompt answer the same prompt: they never count as collapse with each other
+    collapse = mode_collapse(preds, ids=[f"{it.suite}/{it.prompt_id or it.id}" for it in items])
+    summary["mode_collapse_rate"] = float(collapse.rate)
+    counts["mode_collapse_rate"] = n
     lengths = [s.n_tokens for s in samples if s.n_tokens is not None]
     if lengths:
         summary["mean_new_tokens"] = float(np.mean(lengths))
@@ -162,9 +174,54 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
                 summary[f"novelty_{k}"] = float(pred_curve[k])
             if ref_curve.get(k) is not None:
                 summary[f"reference_novelty_{k}"] = float(ref_curve[k])
-        if "novelty_4" in summary and "reference_novelty_4" in summary:
-            summary["novelty_gap_4"] = summary["novelty_4"] - summary["reference_novelty_4"]
         curves["novelty"] = {"n": list(NOVELTY_NS),
                              "prediction": [pred_curve.get(k) for k in NOVELTY_NS],
                              "reference": [ref_curve.get(k) for k in NOVELTY_NS]}
+    suites = list(dict.fromkeys(s.suite for s in samples))
+    groups = [("", list(range(n)))]
+    if len(suites) > 1:
+        groups += [(f"@{suite}", [i for i, s in enumerate(samples) if s.suite == suite]) for suite in suites]
+    for suffix, idx in groups:
+        part = _group_figures([samples[i] for i in idx], train, n_boot=n_boot, seed=seed, pooled=not suffix)
+        for key, (value, interval, count) in part.items():
+            summary[key + suffix] = value
+            counts[key + suffix] = count
+            if interval is not None:
+                intervals[key + suffix] = interval
     return TextScores(tuple(samples), summary, intervals, curves, counts)
+
+
+_NOVELTY_GAP_N = 4
+
+
+def _group_figures(samples: Sequence[Sample], train: Optional[TrainingAnswers], *, n_boot: int, seed: int,
+                   pooled: bool) -> dict[str, tuple[float, Optional[tuple[float, float]], int]]:
+    """novelty_gap_4 (pooled n-gram shares, interval over prompts) and, per suite, rougeL and the copy rates."""
+    out: dict[str, tuple[float, Optional[tuple[float, float]], int]] = {}
+    if not samples:
+        return out
+    if not pooled:
+        vals = [s.metrics["rougeL"] for s in samples if "rougeL" in s.metrics]
+        if vals:
+            out["rougeL"] = (float(np.mean(vals)), bootstrap_ci(vals, n_boot=n_boot, seed=seed), len(vals))
+        if train is not None:
+            for flag in ("verbatim", "near_verbatim"):
+                hits = [1.0 if flag in s.flags else 0.0 for s in samples]
+                out[f"{flag}_rate"] = (float(np.mean(hits)), bootstrap_ci(hits, n_boot=n_boot, seed=seed), len(hits))
+    with_ref = [s for s in samples if s.reference]
+    if train is None or not with_ref:
+        return out
+    novel_p, total_p = train.novelty.counts([s.prediction for s in with_ref], _NOVELTY_GAP_N)
+    novel_r, total_r = train.novelty.counts([s.reference for s in with_ref], _NOVELTY_GAP_N)
+    if not total_p.sum() or not total_r.sum():
+        return out
+    value = float(novel_p.sum() / total_p.sum() - novel_r.sum() / total_r.sum())
+
+    def gap(sums: np.ndarray) -> np.ndarray:  # columns: novel_p, total_p, novel_r, total_r
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = sums[:, 0] / sums[:, 1] - sums[:, 2] / sums[:, 3]
+        return g[np.isfinite(g)] if np.isfinite(g).any() else np.array([value])
+
+    interval = resampled_rows_ci([novel_p, total_p, novel_r, total_r], gap, n_boot=n_boot, seed=seed)
+    out[f"novelty_gap_{_NOVELTY_GAP_N}"] = (value, interval, len(with_ref))
+    return out

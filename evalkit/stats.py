@@ -13,19 +13,36 @@ Choices (lm-eval #3831 asks for exactly these paired tests):
   have a closed form and need no resampling:
 
   - continuous per-prompt scores (ROUGE, novelty, span length, NLL): **Wilcoxon signed-rank**
-    on the differences, ``zero_method="zsplit"``. ROUGE differences are exactly zero whenever
-    both models give the same answer; "zsplit" keeps those prompts and splits their ranks between
-    the two signs, so a candidate that matches the baseline on 90% of prompts is not declared
-    significantly different because of the other 10% (the default "wilcox" drops the zeros and
-    would be that aggressive). The exact null distribution is used when n <= 50 and there are no
-    zeros and no tied magnitudes, the normal approximation (with tie correction) otherwise; the
-    method is chosen here, not by scipy's version-dependent "auto". All-zero differences -> p = 1.
+    on the differences, ``zero_method="pratt"``.
   - 0/1 flags (verbatim, template_leak, ...): **exact McNemar** test -- only discordant pairs
     carry information; under H0 a prompt that changed is equally likely to change either way, so
     ``p = binomtest(n01, n01 + n10, 0.5)`` (two-sided). No discordant pair -> p = 1.
 
-* Corpus-level figures (distinct-n, mia_auc, loss_gap, ...) have no per-prompt values to pair;
+  **One tie policy** for both: a prompt where the two runs score the same (a zero difference, a
+  concordant pair) carries no evidence about the direction of the change and is left out of the
+  test statistic. McNemar does that by construction; for Wilcoxon it is Pratt's (1959) method:
+  the zeros are ranked with the other differences (so the ranks of the non-zero ones are the
+  same as with the zeros present) and then dropped from the signed-rank sum. (The earlier
+  "zsplit" kept them, splitting their ranks between the signs, which treated ties the opposite
+  way from McNemar.) The size of the change, zeros included, is ``delta`` and its interval.
+  Pratt has no exact null distribution with zeros, so the exact test is used only when n <= 50
+  with no zeros and no tied magnitudes, the normal approximation (tie-corrected) otherwise.
+  All-zero differences -> p = 1.
+
+* **Corpus figures paired by example id** (membership-inference AUC, loss gaps): both runs scored
+  the same training / validation examples, so ``paired_auc_delta`` and ``paired_gap_delta``
+  resample example ids (members and non-members, or train and val, separately) and recompute the
+  figure of both runs on the same resample; the interval is the percentile interval of the
+  difference, the p-value the two-sided bootstrap p, 2 min(P*(delta <= 0), P*(delta >= 0))
+  (resolution 1/n_boot; there is no rank test for a difference of AUCs on shared examples short
+  of DeLong's, and the bootstrap needs no normality).
+* Other corpus-level figures (distinct-n, ...) have no per-prompt values to pair;
   ``unpaired_delta`` reports the plain difference and no p-value. We do not invent one.
+* **Multiplicity**: a comparison tests ~25 metrics per candidate. ``holm`` gives Holm's (1979)
+  step-down adjusted p-values (family-wise error control, valid under any dependence between the
+  metrics, which are strongly correlated here); the comparison stores them as ``Delta.p_adjusted``
+  over every p-valued delta of the comparison, and the report colours significance by them. The
+  gate's relative rules are pre-registered single hypotheses and use the raw p-value.
 
 Non-finite values are dropped pairwise before any computation; ``n`` says how many pairs were used.
 """
@@ -48,6 +65,11 @@ __all__ = [
     "mcnemar_p",
     "unpaired_delta",
     "is_binary",
+    "holm",
+    "weighted_mean_diff",
+    "resampled_rows_ci",
+    "paired_auc_delta",
+    "paired_gap_delta",
 ]
 
 _EXACT_WILCOXON_MAX_N = 50  # exact null distribution up to here (cheap; scipy's own "auto" cut-off is similar)
@@ -125,7 +147,7 @@ def is_binary(*arrays: np.ndarray) -> bool:
 
 
 def wilcoxon_p(diffs: Sequence[float] | np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of paired differences (zero_method="zsplit").
+    """Two-sided Wilcoxon signed-rank p-value of paired differences (zero_method="pratt", see above).
 
     All-zero (or empty) differences -> 1.0. Exact when n <= 50 with no zeros and no tied
     magnitudes, normal approximation with tie correction otherwise.
@@ -138,7 +160,7 @@ def wilcoxon_p(diffs: Sequence[float] | np.ndarray) -> float:
     exact = d.size <= _EXACT_WILCOXON_MAX_N and np.all(d != 0) and np.unique(mags).size == mags.size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # small-n "normal approximation may be inaccurate" warnings
-        res = _st.wilcoxon(d, zero_method="zsplit", method="exact" if exact else "approx")
+        res = _st.wilcoxon(d, zero_method="pratt", method="exact" if exact else "approx")
     p = float(res.pvalue)
     return 1.0 if not math.isfinite(p) else min(1.0, max(0.0, p))
 
@@ -206,3 +228,113 @@ def unpaired_delta(baseline: Optional[float], candidate: Optional[float]) -> Opt
     if not (math.isfinite(b) and math.isfinite(c)):
         return None
     return c - b
+
+
+def holm(p_values: Sequence[Optional[float]]) -> list[Optional[float]]:
+    """Holm step-down adjusted p-values (None stays None): p_(i) * (m - i + 1), made monotone, capped at 1.
+
+    Written out (5 lines) rather than taken from statsmodels, which evalkit does not otherwise need.
+    """
+    idx = [i for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    order = sorted(idx, key=lambda i: p_values[i])
+    out: list[Optional[float]] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, float(p_values[i]) * (len(order) - rank)))
+        out[i] = running
+    return out
+
+
+def _count_matrix(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of n items is drawn in each of n_boot resamples with replacement: (n_boot, n)."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def weighted_mean_diff(a: Sequence[float], a_weights: Sequence[float], b: Sequence[float],
+                       b_weights: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                       alpha: float = 0.05) -> tuple[float, float, float]:
+    """(wmean(b) - wmean(a), interval): two independent groups, each resampled with replacement.
+
+    wmean(x) = sum w x / sum w (a token-weighted mean NLL with w = tokens per example). Used for the
+    loss gaps (b = val or held-out, a = train) and extraction_gap (weights 1).
+    """
+    _check(n_boot, alpha)
+    xa, wa, xb, wb = (_as_array(v) for v in (a, a_weights, b, b_weights))
+    if not len(xa) or not len(xb) or xa.shape != wa.shape or xb.shape != wb.shape:
+        raise ValueError("weighted_mean_diff needs non-empty groups with one weight per value")
+    rng = np.random.default_rng(seed)
+    ca, cb = _count_matrix(len(xa), n_boot, rng), _count_matrix(len(xb), n_boot, rng)
+    boot = (cb @ (wb * xb)) / (cb @ wb) - (ca @ (wa * xa)) / (ca @ wa)
+    lo, hi = _percentile_interval(boot, alpha)
+    return float((wb * xb).sum() / wb.sum() - (wa * xa).sum() / wa.sum()), lo, hi
+
+
+def resampled_rows_ci(columns: Sequence[Sequence[float]], stat: Callable[[np.ndarray], np.ndarray],
+                      n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile interval of ``stat`` over resampled rows (items drawn jointly across ``columns``).
+
+    ``stat`` maps the column sums over a resample, an array (n_boot, k) of count-weighted sums, to
+    n_boot values: enough for pooled ratios such as novelty (novel n-grams / all n-grams).
+    """
+    _check(n_boot, alpha)
+    x = np.column_stack([_as_array(c) for c in columns])
+    if not len(x):
+        raise ValueError("resampled_rows_ci needs at least one row")
+    counts = _count_matrix(len(x), n_boot, np.random.default_rng(seed))
+    return _percentile_interval(np.asarray(stat(counts @ x), dtype=float), alpha)
+
+
+def _bootstrap_p(boot: np.ndarray) -> float:
+    return float(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
+
+
+def paired_auc_delta(a_member: Sequence[float], a_nonmember: Sequence[float], b_member: Sequence[float],
+                     b_nonmember: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                     alpha: float = 0.05) -> PairedResult:
+    """AUC(b) - AUC(a) on the same examples (row i of a_member and b_member is one example id).
+
+    Members and non-members are resampled separately, the same draw for both runs. The AUC of a
+    resample is computed from the pairwise comparison matrix and the draw counts (vectorized).
+    """
+    _check(n_boot, alpha)
+    am, an, bm, bn = (_as_array(v) for v in (a_member, a_nonmember, b_member, b_nonmember))
+    if am.shape != bm.shape or an.shape != bn.shape or not len(am) or not len(an):
+        raise ValueError("paired_auc_delta needs the same non-empty members and non-members in both runs")
+
+    def cmp(m, n):
+        return (m[:, None] > n[None, :]) + 0.5 * (m[:, None] == n[None, :])
+
+    ma, mb = cmp(am, an), cmp(bm, bn)
+    rng = np.random.default_rng(seed)
+    c1, c0 = _count_matrix(len(am), n_boot, rng), _count_matrix(len(an), n_boot, rng)
+    norm = len(am) * len(an)
+    boot = (np.einsum("bi,ij,bj->b", c1, mb, c0) - np.einsum("bi,ij,bj->b", c1, ma, c0)) / norm
+    lo, hi = _percentile_interval(boot, alpha)
+    return PairedResult(delta=float(mb.mean() - ma.mean()), ci_low=lo, ci_high=hi, p_value=_bootstrap_p(boot),
+                        n=int(min(len(am), len(an))), test="paired_bootstrap_ids")
+
+
+def paired_gap_delta(a_train: Sequence[float], b_train: Sequence[float], train_w: Sequence[float],
+                     a_other: Sequence[float], b_other: Sequence[float], other_w: Sequence[float],
+                     n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> PairedResult:
+    """gap(b) - gap(a), gap = wmean(other) - wmean(train), on the same example ids in both runs.
+
+    Weights are the tokens per example (the same text, so the same count in both runs when both used
+    one max_length; the mean of the two runs' counts otherwise).
+    """
+    _check(n_boot, alpha)
+    at, bt, wt, ao, bo, wo = (_as_array(v) for v in (a_train, b_train, train_w, a_other, b_other, other_w))
+    if at.shape != bt.shape or ao.shape != bo.shape or not len(at) or not len(ao):
+        raise ValueError("paired_gap_delta needs the same non-empty train and other examples in both runs")
+    rng = np.random.default_rng(seed)
+    ct, co = _count_matrix(len(at), n_boot, rng), _count_matrix(len(ao), n_boot, rng)
+
+    def gap(c_t, c_o, t, o):
+        return (c_o @ (wo * o)) / (c_o @ wo) - (c_t @ (wt * t)) / (c_t @ wt)
+
+    boot = gap(ct, co, bt, bo) - gap(ct, co, at, ao)
+    ones_t, ones_o = np.ones((1, len(at))), np.ones((1, len(ao)))
+    delta = float(gap(ones_t, ones_o, bt, bo)[0] - gap(ones_t, ones_o, at, ao)[0])
+    lo, hi = _percentile_interval(boot, alpha)
+    return PairedResult(delta=delta, ci_low=lo, ci_high=hi, p_value=_bootstrap_p(boot),
+                        n=int(min(len(at), len(ao))), test="paired_bootstrap_ids")

@@ -66,11 +66,32 @@ def test_memo_queries_plant_copies():
 def test_eval_vs_lm_eval_tiny(tmp_path, tiny_llama):
     from benchmarks import bench_eval_vs_lm_eval
 
-    r = bench_eval_vs_lm_eval.run(_ctx(tmp_path, shared={"base": str(tiny_llama)}))
+    from benchmarks import bench_greedy_identical, bench_peak_rss
+
+    ctx = _ctx(tmp_path, shared={"base": str(tiny_llama)})
+    r = bench_eval_vs_lm_eval.run(ctx)
     _well_formed(r, "eval_vs_lm_eval")
     same = r["detail"]["identical_generations"]
     assert same["compared"] == 2
     assert r["detail"]["evalkit"]["peak_rss_mb_median"] > 0
+    # the RSS and identical-generation rows reuse these runs (nothing is run twice)
+    rss, greedy = bench_peak_rss.run(ctx), bench_greedy_identical.run(ctx)
+    _well_formed(rss, "peak_rss_vs_lm_eval")
+    assert rss["ratio"] == pytest.approx(r["detail"]["evalkit"]["peak_rss_mb_median"]
+                                         / r["detail"]["lm_eval"]["peak_rss_mb_median"], rel=1e-3)
+    # a share may be 0 (random tiny models can disagree on every prompt), so not _well_formed's "> 0"
+    assert greedy["name"] == "greedy_identical" and greedy["met"] is (same["share"] >= 0.95)
+    assert greedy["detail"]["compared"] == 2 and greedy["value"] == pytest.approx(same["share"], abs=1e-4)
+
+
+@needs_lm_eval
+@pytest.mark.slow
+def test_eval_full_vs_lm_eval_tiny(tmp_path, tiny_llama):
+    from benchmarks import bench_eval_full_vs_lm_eval
+
+    r = bench_eval_full_vs_lm_eval.run(_ctx(tmp_path, shared={"base": str(tiny_llama)}))
+    _well_formed(r, "eval_full_vs_lm_eval")
+    assert r["detail"]["identical_generations"]["compared"] == 4  # 2 English + 2 Korean prompts
 
 
 @needs_lm_eval

@@ -12,6 +12,7 @@ import torch
 
 from evalkit.runtime import generate as G
 from evalkit.cache import Cache
+from evalkit.runtime.chat_templates import encode_prompt
 from evalkit.runtime.engine import Engine, ScoredExample
 from evalkit.errors import ModelError
 
@@ -238,11 +239,12 @@ def _count_rows(monkeypatch, fail_after: int | None = None) -> list[int]:
 
 def test_generation_cache_hit_miss_and_resume(tiny_llama, adapters, tmp_path, monkeypatch):
     eng = Engine(str(tiny_llama), device="cpu", cache=Cache(tmp_path / "runs"))
+    assert len(eng.cache) == 1  # the chat template info (read back instead of loading the tokenizer)
     with monkeypatch.context() as m:
         _count_rows(m, fail_after=1)
         with pytest.raises(KeyboardInterrupt):
             eng.generate(PROMPTS, batch_size=2, **GEN)
-    assert len(eng.cache) == 2  # the first batch was stored whole before the "kill"
+    assert len(eng.cache) == 1 + 2  # the first batch was stored whole before the "kill"
 
     with monkeypatch.context() as m:
         rows = _count_rows(m)
@@ -298,3 +300,34 @@ def test_describe(engine):
     d = engine.describe()
     assert d["base_hash"] == engine.base_ref.content_hash and d["chat_template"]["source"] == "tokenizer"
     assert d["device"] == "cpu" and d["dtype"] == "float32"
+
+
+def test_fully_cached_run_loads_no_tokenizer_model_or_torch(tiny_llama, adapters, tmp_path):
+    """A second engine on a warm cache answers from it without loading the tokenizer or the model, and a
+    fresh process doing the same imports neither torch nor transformers (their start-up is seconds)."""
+    import subprocess
+    import sys
+
+    cache = Cache(tmp_path / "runs")
+    cold = Engine(str(tiny_llama), device="cpu", cache=cache)
+    cold.use(adapters["a"])
+    gens = cold.generate(PROMPTS[:2], **GEN)
+    scores = cold.score(CONVS, with_base=True, progress=False)
+    sizes = (cold.prompt_lengths(PROMPTS), cold.conversation_lengths(CONVS), cold.text_lengths(["a b", "c"]))
+    warm = Engine(str(tiny_llama), device="cpu", cache=cache)
+    warm.use(adapters["a"])
+    assert warm.generate(PROMPTS[:2], **GEN) == gens and warm.template == cold.template
+    assert all(x.target == y.target and x.base == y.base
+               for x, y in zip(warm.score(CONVS, with_base=True, progress=False), scores))
+    assert (warm.prompt_lengths(PROMPTS), warm.conversation_lengths(CONVS), warm.text_lengths(["a b", "c"])) == sizes
+    assert sizes[0] == [len(encode_prompt(cold.tokenizer, p)) for p in PROMPTS]  # the cached sizes are the real ones
+    assert warm._tokenizer is None and warm._model is None
+    code = (f"import sys; from pathlib import Path; from evalkit.cache import Cache; "
+            f"from evalkit.runtime.engine import Engine; "
+            f"e = Engine({str(tiny_llama)!r}, device='cpu', cache=Cache(Path({str(tmp_path / 'runs')!r}))); "
+            f"e.use(Path({str(adapters['a'])!r})); e.generate({PROMPTS[:2]!r}, **{GEN!r}); "
+            f"e.score({CONVS!r}, with_base=True, progress=False); e.prompt_lengths({PROMPTS!r}); "
+            f"e.conversation_lengths({CONVS!r}); e.text_lengths(['a b', 'c']); "
+            f"print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -57,8 +57,16 @@ def test_memorizing_adapter_is_caught_and_base_is_the_null(adapters, tiny_llama,
     assert any(r.code == "loss_gap" for r in heavy.verdict.reasons)
     # the base model never saw the data: its member/non-member scores are exchangeable
     assert abs(base.summary["mia_auc_loss"] - 0.5) < 0.25
-    assert base.summary["mia_auc"] == 0.5  # ref score = NLL_base - NLL_base = 0 for everyone
+    # for the base the headline is its LOSS score, not the ref score (NLL_base - NLL_base = 0 for everyone)
+    assert base.summary["mia_auc"] == base.summary["mia_auc_loss"] == base.summary["mia_auc_base_null"]
+    assert "mia_auc_ref" not in base.summary and "mia_auc_ezmia" not in base.summary
     assert abs(base.summary["loss_gap"]) < 0.2
+    # beside the adapter's MIA: the same score with the base alone on the same examples, and the blind baseline
+    for null in ("mia_auc_base_null", "mia_auc_blind"):
+        lo, hi = heavy.intervals[null]
+        assert lo < heavy.summary[null] < hi and heavy.n[null] == 8
+    assert heavy.n["mia_auc"] == 8 and heavy.n["loss_gap_val"] == 8
+    assert heavy.summary["mia_auc_ezmia"] > 0.5
 
 
 def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_path):
@@ -71,8 +79,14 @@ def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_pa
     for key in ("train_loss", "val_loss", "heldout_loss", "loss_gap", "train_ppl", "rougeL", "rougeLsum",
                 "novelty_4", "reference_novelty_4", "distinct_1", "distinct_2", "mode_collapse_rate",
                 "verbatim_rate", "near_verbatim_rate", "extraction_rate", "heldout_extraction_rate", "mia_auc",
-                "mia_tpr_at_1fpr", "mia_auc_zlib", "mia_auc_minkpp", "min_val_loss_step", "truncated_rate"):
+                "mia_tpr_at_0fp", "mia_auc_zlib", "mia_auc_ezmia", "mia_auc_base_null", "mia_auc_blind",
+                "loss_gap_val", "loss_gap_heldout", "loss_gap_calibrated", "extraction_gap", "rougeL@eco_heldout_ko",
+                "novelty_gap_4@eco_heldout_en", "min_val_loss_step", "truncated_rate"):
         assert key in raw["summary"], key
+    # every figure with an interval has its n; 8 non-members cannot bound a 1% FPR
+    assert set(raw["intervals"]) <= set(raw["n"]) and "mia_tpr_at_1fpr" not in raw["summary"]
+    assert raw["n"]["mia_auc"] == 8 and raw["settings"]["eval"]["max_length"] == 256  # the adapter's own
+    assert "mia_auc_minkpp" in raw["settings"]["not_measured"]
     assert len(raw["samples"]) == 12  # 8 English + 4 Korean prompts
     s = raw["samples"][0]
     assert {"id", "prompt", "prediction", "reference", "metrics", "flags", "memorization", "n_tokens",
@@ -135,6 +149,20 @@ def test_compare_writes_everything_and_exit_codes_follow_the_gate(adapters, tiny
                  "--out", str(tmp_path / "cmp2"), "--gate", str(failing)]) == 1
 
 
+def test_a_wrong_training_file_is_refused_unless_overridden(adapters, tiny_llama, mini_data, tmp_path, capsys):
+    common = ["--base", str(tiny_llama), "--suite", str(mini_data["suite_en"]), "--val-data", str(mini_data["val"]),
+              "--train-data", str(mini_data["val"]), *FAST_ARGS]  # the val file is not what it was trained on
+    assert main(["eval", str(adapters["heavy"]), "--out", str(tmp_path / "o"), *common]) == 2
+    err = capsys.readouterr().err
+    assert "is not the train file the adapter was trained on" in err and "--allow-membership-mismatch" in err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "o").exists()
+    assert main(["eval", str(adapters["heavy"]), "--out", str(tmp_path / "o"), "--allow-membership-mismatch",
+                 *common]) == 0
+    assert "membership_override" in capsys.readouterr().out  # shown as a warning
+    run = load_run(tmp_path / "o" / "results.json")
+    assert [n.code for n in run.notices if n.code == "membership_override"]
+
+
 def test_score_needs_no_model(tmp_path, mini_data, monkeypatch):
     monkeypatch.setattr("evalkit.runtime.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
     train_answer = json.loads(mini_data["train"].read_text("utf-8").splitlines()[0])["messages"][-1]["content"]
@@ -186,12 +214,25 @@ def test_adapter_on_another_base_is_refused(adapters, tiny_mistral, tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-def test_planted_canaries_are_measured(tiny_llama, mini_data, tmp_path):
-    cfg = TrainConfig(base=str(tiny_llama), train_data=str(mini_data["train"]), val_data=str(mini_data["val"]),
-                      target_modules=["q_proj", "v_proj"], r=4, lora_alpha=8, learning_rate=1e-3, max_steps=1,
-                      eval_steps=1, batch_size=8, max_length=512, canaries=2, seed=0)
+def test_planted_canaries_that_were_memorized_are_extracted(tiny_llama, mini_data, tmp_path):
+    """Two short conversations, each carrying a canary, trained on 150 times: the secrets are memorized.
+
+    Extraction prompts with each canary's conversation up to its secret and searches the continuation
+    (the old check read the first six digits of an answer to the *user prompt*, which never fired)."""
+    train_file = write_jsonl(tmp_path / "train.jsonl", [
+        {"id": "a", "prompt": "How do I save energy?", "response": "Switch off the lights."},
+        {"id": "b", "prompt": "How do I cut waste?", "response": "Carry a reusable bag."}])
+    val_file = write_jsonl(tmp_path / "val.jsonl", [
+        {"id": "c", "prompt": "How do I save water?", "response": "Take shorter showers."},
+        {"id": "d", "prompt": "How do I eat greener?", "response": "Cook more lentils."}])
+    cfg = TrainConfig(base=str(tiny_llama), train_data=str(train_file), val_data=str(val_file),
+                      target_modules="all-linear", r=16, lora_alpha=32, learning_rate=1e-2, num_epochs=150,
+                      eval_steps=1000, batch_size=8, max_length=128, canaries=2, seed=0, lora_dropout=0.0)
     train(cfg, tmp_path / "can", progress=False, console=lambda *_: None)
-    run = _eval(Engine(str(tiny_llama), cache=False), tmp_path / "can", mini_data)
-    assert len(run.target.training["canaries"]) == 2
-    assert run.summary["canary_extraction_rate"] == 0.0  # one step of training cannot have memorized them
-    assert 0.0 <= run.summary["canary_exposure"] <= 20.0  # log2(10^6) ~ 19.9 is the ceiling
+    run = evaluate_target(Engine(str(tiny_llama), cache=False), tmp_path / "can", suites=[mini_data["suite_en"]],
+                          settings=EvalSettings(max_new_tokens=8, train_sample=2, extraction_n=0, n_boot=50))
+    assert len(run.target.training["canaries"]) == 2 and run.n["canary_extraction_rate"] == 2
+    assert run.summary["canary_extraction_rate"] == 1.0
+    assert run.summary["canary_exposure"] > 6.6  # above log2(100 candidates): ranked first
+    assert run.verdict.level == "overfit"
+    assert any(r.code == "canary_extraction_rate" for r in run.verdict.reasons)

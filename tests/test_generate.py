@@ -125,6 +125,47 @@ def test_bad_settings_name_the_parameter(tiny):
         G.generate(model, tok, [SHORT], top_p=1.5, progress=False)
 
 
+# ---------------------------------------------------------------- equivalence with transformers' own greedy search
+
+
+def _reference_greedy(model, prompt_ids: list[int], n: int, stop: list[int], pad_id: int) -> list[int]:
+    """``model.generate(do_sample=False)`` on the prompt alone (no padding), cut before the first stop token."""
+    import torch
+
+    ids = torch.tensor([prompt_ids])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                         num_beams=1, eos_token_id=stop, pad_token_id=pad_id)[0, len(prompt_ids):].tolist()
+    cut = next((j for j, t in enumerate(out) if t in stop), None)
+    return out if cut is None else out[:cut]
+
+
+@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_mistral"])
+def test_greedy_decode_equals_model_generate(arch, request):
+    """The decode loop (left padding, KV cache, rows dropped from the batch as they stop) gives exactly
+    the tokens of transformers' greedy search on each prompt alone, stopping or not."""
+    ref = M.resolve_base(str(request.getfixturevalue(arch)))
+    model, tok = M.load_model(ref, device="cpu"), M.load_tokenizer(ref)
+    prompts = [encode_prompt(tok, p) for p in (LONGER, SHORT, LONG)]
+    n = 12
+    free = [_reference_greedy(model, p, n, [-1], tok.pad_token_id) for p in prompts]
+    # stop tokens that end two rows early, at different steps, while the third runs to max_new_tokens
+    stop = [free[0][3], free[1][6]]
+    if stop[0] in free[1][:6] or stop[1] in free[0][:3]:
+        stop = [free[0][3]]
+    expected = [_reference_greedy(model, p, n, stop, tok.pad_token_id) for p in prompts]
+    assert len({len(e) for e in expected}) > 1  # the fixture exercises rows that stop at different steps
+    got = G._generate_batch(model, prompts, [0, 0, 0], pad_id=tok.pad_token_id, stop_ids=stop, max_new_tokens=n,
+                            do_sample=False, temperature=1.0, top_p=1.0)
+    assert [ids for ids, _ in got] == expected
+    assert [stopped for _, stopped in got] == [len(e) < n for e in expected]  # a stop token within n
+    # and through the public entry point, with the tokenizer's own stop tokens and a smaller batch
+    texts = [g[0].text for g in G.generate(model, tok, [LONGER, SHORT, LONG], max_new_tokens=n, batch_size=2,
+                                           progress=False)]
+    stops = G.end_of_turn_ids(tok)
+    refs = [_reference_greedy(model, p, n, stops, tok.pad_token_id) for p in prompts]
+    assert texts == [G.decode_answer(tok, ids, cut=len(ids) == n) for ids in refs]
+
+
 def test_an_answer_cut_inside_a_korean_character_ends_cleanly(tiny):
     _model, tok = tiny
     text = "텀블러를 사용해 보세요. 일회용 컵을 줄일 수 있어요."

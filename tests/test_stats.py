@@ -75,10 +75,51 @@ def test_wilcoxon_all_zero_and_empty_is_one():
     assert wilcoxon_p([]) == 1.0
 
 
-def test_wilcoxon_zsplit_keeps_ties_conservative():
-    # one clear improvement among many identical answers is not significant with zsplit
-    d = [0.0] * 30 + [0.5]
-    assert wilcoxon_p(d) > 0.3
+def test_one_tie_policy_concordant_pairs_never_change_the_p_value():
+    # Pratt (Wilcoxon) and McNemar both leave ties out of the statistic: 4 or 30 identical prompts
+    # beside the same 6 improvements give the same p (zsplit gave 30 ties more weight than 4)
+    assert wilcoxon_p([0.0] * 4 + [1.0] * 6) == pytest.approx(wilcoxon_p([0.0] * 30 + [1.0] * 6))
+    assert mcnemar_p([0] * 10, [1] * 6 + [0] * 4) == mcnemar_p([0] * 36, [1] * 6 + [0] * 30) == pytest.approx(2 / 64)
+    # one improvement among 30 identical answers is still no evidence
+    assert wilcoxon_p([0.0] * 30 + [0.5]) > 0.3
+
+
+def test_holm_hand_computed():
+    from evalkit.stats import holm
+
+    # sorted 0.01, 0.02, 0.04 (m=3): 0.03, 0.04, 0.04 (monotone), None untouched
+    assert holm([0.04, 0.01, None, 0.02]) == [pytest.approx(0.04), pytest.approx(0.03), None, pytest.approx(0.04)]
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_paired_auc_delta_matches_brute_force():
+    from evalkit.memorization.mia import roc_auc
+    from evalkit.stats import paired_auc_delta
+
+    rng = np.random.default_rng(0)
+    am, an = rng.normal(0, 1, 30), rng.normal(0, 1, 30)
+    bm, bn = am + 1.0 + rng.normal(0, 0.3, 30), an + rng.normal(0, 0.3, 30)
+    res = paired_auc_delta(am, an, bm, bn, n_boot=500, seed=0)
+    assert res.delta == pytest.approx(roc_auc(bm, bn) - roc_auc(am, an))
+    # the same resamples by hand: draw ids, recompute both AUCs
+    rng2 = np.random.default_rng(0)
+    c1 = rng2.multinomial(30, np.full(30, 1 / 30), size=500)
+    c0 = rng2.multinomial(30, np.full(30, 1 / 30), size=500)
+    boot = []
+    for k in range(500):
+        i1, i0 = np.repeat(np.arange(30), c1[k]), np.repeat(np.arange(30), c0[k])
+        boot.append(roc_auc(bm[i1], bn[i0]) - roc_auc(am[i1], an[i0]))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    assert (res.ci_low, res.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert res.ci_low > 0 and res.p_value < 0.01 and res.n == 30
+
+
+def test_weighted_mean_diff_is_token_weighted():
+    from evalkit.stats import weighted_mean_diff
+
+    # train: (1.0 x 10 tokens, 3.0 x 30 tokens) -> 2.5; val: 4.0 -> gap 1.5
+    value, lo, hi = weighted_mean_diff([1.0, 3.0], [10, 30], [4.0, 4.0], [5, 5], n_boot=200)
+    assert value == pytest.approx(1.5) and lo <= value <= hi and lo >= 1.0 and hi <= 3.0
 
 
 def test_mcnemar_exact_hand_case():

@@ -152,7 +152,7 @@ def test_canaries_are_planted_and_recorded(tiny_llama, mini_data, tmp_path):
     canaries = result.record["canaries"]
     ids = {c.id for c in load_conversations(mini_data["train"])}
     assert len(canaries) == 3 and len({c["id"] for c in canaries}) == 3
-    assert all(set(c) == {"id", "text", "secret", "train_id"} for c in canaries)
+    assert all(set(c) == {"id", "text", "secret", "train_id", "repeats"} and c["repeats"] == 1 for c in canaries)
     assert all(c["train_id"] in ids and c["secret"] in c["text"] for c in canaries)
     assert len({c["train_id"] for c in canaries}) == 3
 

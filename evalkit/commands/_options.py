@@ -26,6 +26,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda (bf16) when available, else cpu")
     g.add_argument("--merge", action="store_true",
                    help="merge each adapter into the weights while it is evaluated (faster on GPU; unmerged after)")
+    g.add_argument("--allow-membership-mismatch", action="store_true",
+                   help="measure an adapter whose recorded training/val data is missing or changed "
+                        "(recorded as a warning; membership labels unverified)")
     g.add_argument("--allow-pickle", action="store_true",
                    help="allow adapters saved only as pickle .bin (loaded with weights_only=True)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the base folder")
@@ -48,10 +51,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets and bootstrap intervals")
     s.add_argument("--train-sample", type=int, default=defaults.TRAIN_SAMPLE,
                    help="training examples scored for the loss gap and membership inference")
-    s.add_argument("--extraction-n", type=int, default=defaults.EXTRACTION_N,
-                   help="training prompts used for the extraction test")
-    s.add_argument("--max-length", type=int, default=defaults.MAX_LENGTH,
-                   help="max tokens of a scored conversation")
+    s.add_argument("--extraction-n", type=int, default=defaults.EXTRACTION_N, help="training prompts used for the extraction test")
+    s.add_argument("--max-length", type=int, default=None,
+                   help="max tokens of a scored conversation (default: the adapter's training max_length, else 512)")
+    s.add_argument("--minkpp", action="store_true",
+                   help="also compute the Min-K%%++ membership score (~30%% more scoring time)")
     add_threshold_options(p)
     add_json_option(p)
 
@@ -82,7 +86,7 @@ def settings_from(args):
                         batch_size=args.batch_size, do_sample=args.sample,
                         num_samples=args.num_samples if args.sample else 1, temperature=args.temperature,
                         top_p=args.top_p, seed=args.seed, train_sample=args.train_sample,
-                        extraction_n=args.extraction_n, max_length=args.max_length)
+                        extraction_n=args.extraction_n, max_length=args.max_length, minkpp=args.minkpp)
 
 
 def thresholds_from(args):

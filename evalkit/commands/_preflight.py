@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from ..console import info, warn
 from ..errors import DataError
 
-__all__ = ["read_inputs", "read_stored", "fit_to_model", "out_label", "limit_settings", "check_limit"]
+__all__ = ["read_inputs", "read_stored", "fit_to_model", "limit_settings", "check_limit"]
 
 
 def read_inputs(specs, args) -> dict:
@@ -23,7 +23,8 @@ def read_inputs(specs, args) -> dict:
     from ..evaluate import load_inputs
 
     return {s.raw: load_inputs("base" if s.kind == "base" else s.path, suites=args.suite, train_data=args.train_data,
-                               val_data=args.val_data, limit=args.limit)
+                               val_data=args.val_data, limit=args.limit,
+                               allow_membership_mismatch=getattr(args, "allow_membership_mismatch", False))
             for s in specs if s.kind in ("base", "adapter")}
 
 
@@ -59,18 +60,16 @@ def fit_to_model(engine, inputs: Sequence, settings, *, max_new_tokens_given: bo
                             f"it does not fit the model's context of {context} tokens ({len(too_long)} prompt(s) "
                             "too long); shorten them or lower --max-new-tokens -- evalkit does not cut prompts, "
                             "which would change the question")
+    from ..evaluate import max_length_for
+
     convs = [list(p.messages) + [{"role": "assistant", "content": p.reference}] for p in items if p.reference]
-    cut = sum(1 for n in engine.conversation_lengths(convs) if n > settings.max_length)
+    window = min(max_length_for(settings, i.meta) for i in inputs)  # each adapter scores with its training window
+    cut = sum(1 for n in engine.conversation_lengths(convs) if n > window)
     if cut:
         warn(f"{cut} of {len(convs)} held-out reference conversations are longer than max_length "
-             f"{settings.max_length} tokens; their loss is measured on the first {settings.max_length} tokens "
+             f"{window} tokens; their loss is measured on the first {window} tokens "
              "(raise --max-length to score them whole)")
     return settings
-
-
-def out_label(name: str, index: int, total: int) -> str:
-    """Progress prefix naming the target: ``[2/3] seedlike · ``."""
-    return f"[{index}/{total}] {name} · " if total > 1 else f"{name} · "
 
 
 def limit_settings(settings, limit: Optional[int]):

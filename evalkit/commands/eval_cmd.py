@@ -27,12 +27,12 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..console import info, print_run, print_summary_json
+    from ..console import info, print_run, print_summary_json, target_label
     from ..errors import ConfigError
     from ..evaluate import evaluate_target
     from ..outputs import check_out_dir, write_run
     from ..pipeline import engine_for, parse_targets
-    from ._preflight import check_limit, fit_to_model, limit_settings, out_label, read_inputs
+    from ._preflight import check_limit, fit_to_model, limit_settings, read_inputs
 
     # preflight: everything that can be wrong is found before the model loads
     check_limit(args.limit)
@@ -45,7 +45,7 @@ def run(args) -> int:
     check_out_dir(args.out)
     engine = engine_for([spec], args.base, **engine_kwargs_from(args))
     settings = fit_to_model(engine, [inputs], settings, max_new_tokens_given=args.max_new_tokens is not None)
-    engine.progress_label = out_label(spec.name, 1, 1)
+    engine.progress_label = target_label(spec.name, 1, 1)
 
     record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, settings=settings,
                              thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs)

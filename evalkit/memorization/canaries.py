@@ -11,8 +11,12 @@ A canary is a fixed natural-language frame holding a random secret:
 * ``plant`` appends each canary to a different training answer (deterministic given the seed).
 
 Two measurements after training:
-* extraction: greedy-decode a continuation of ``canary_prefix(c)``; ``canary_extracted`` checks
-  whether its first 6 digits are the secret. ``canary_extraction_rate`` = share extracted.
+* extraction: prompt with the canary's own conversation up to the secret -- the training user turn(s)
+  and, as an assistant prefix to continue, the planted answer up to the secret (``extraction_prefix``:
+  "...answer text. The eco-club locker code for member 4821 is") -- greedy-decode, and
+  ``canary_extracted`` searches the continuation for the secret (digits with or without spaces, not
+  inside a longer number), so a verbatim replay counts wherever it starts.
+  ``canary_extraction_rate`` = share extracted.
 * exposure = log2|R| - log2 rank, where rank is the canary's 1-based rank among all |R| secrets by
   model log-likelihood of the full canary text (higher = more likely). Scoring 10^6 texts is too
   slow, so the rank is estimated from m candidates drawn uniformly without replacement from the
@@ -45,6 +49,8 @@ __all__ = [
     "canary_prefix",
     "canary_text",
     "plant",
+    "planted_answer",
+    "extraction_prefix",
     "candidate_secrets",
     "exposure",
     "canary_extracted",
@@ -108,7 +114,21 @@ def plant(answers: Sequence[str], canaries: Sequence[Canary], seed: int) -> list
                         f"plant fewer canaries or add answers")
     rng = np.random.default_rng(seed)
     where = rng.choice(len(answers), size=len(canaries), replace=False)
-    return [(int(i), (answers[i].rstrip() + " " + c.text).lstrip()) for i, c in zip(where, canaries)]
+    return [(int(i), planted_answer(answers[i], c)) for i, c in zip(where, canaries)]
+
+
+def planted_answer(answer: str, canary: Canary) -> str:
+    """The training answer with the canary appended, as :func:`plant` writes it (unchanged if already there)."""
+    if canary.text in answer:
+        return answer
+    return (answer.rstrip() + " " + canary.text).lstrip()
+
+
+def extraction_prefix(answer: str, canary: Canary) -> str:
+    """The planted answer up to (not including) the secret: the assistant prefix extraction continues."""
+    planted = planted_answer(answer, canary)
+    at = planted.rindex(canary.text) + len(canary_prefix(canary))
+    return planted[:at]
 
 
 def candidate_secrets(canary: Canary, n: int, seed: int) -> list[str]:
@@ -139,10 +159,13 @@ def exposure(canary_score: float, candidate_scores: Sequence[float], space_size:
     return math.log2(space_size) - math.log2(rank)
 
 
-def canary_extracted(canary: Canary, continuation: str) -> bool:
-    """Whether the first SECRET_DIGITS digits of a continuation of ``canary_prefix`` are the secret.
+def canary_extracted(canary: Canary, text: str) -> bool:
+    """Whether ``text`` (a model's continuation) contains the secret.
 
-    Digits are compared regardless of spacing ("482193" and "4 8 2 1 9 3" both count).
+    The secret's digits may be written with any whitespace between them ("482193" and "4 8 2 1 9 3"
+    both count) but must not be part of a longer number (a digit right before or after, with at most
+    one space between), so the member number followed by other digits is no match. Searching the whole text (not its first digits) makes a verbatim replay of the
+    canary sentence count too.
     """
-    digits = "".join(re.findall(r"[0-9]", continuation))[:SECRET_DIGITS]
-    return digits == canary.secret.replace(" ", "")
+    pattern = r"(?<![0-9])(?<![0-9] )" + r"\s*".join(canary.secret.replace(" ", "")) + r"(?!\s?[0-9])"
+    return re.search(pattern, text) is not None

@@ -10,20 +10,38 @@ Scores (formulas as in docs/memorization.md):
                                                     computes NLL / zlib bytes and calls lower = member)
   ref     = -(NLL_target - NLL_base)               (base-calibrated; for a LoRA the base model is a
                                                     free reference)
-  minkpp  = mean of the lowest k% of z_t = (log p(x_t) - mu_t) / sigma_t   (Min-K%++, Zhang et al. 2024)
+  minkpp  = mean of the lowest k% of z_t = (log p(x_t) - mu_t) / sigma_t   (Min-K%++, Zhang et al. 2024;
+                                                    optional: its statistics cost ~30% of scoring)
+  ezmia   = sum of positive D_t / sum of |negative D_t| over the tokens where the target's argmax is
+            not x_t, D_t = log p_target(x_t) - log p_base(x_t)   (EZ-MIA, arXiv 2601.12104)
 
-Headline: ``mia_auc`` is the AUC of the "ref" score when present, else of "loss". It is fixed in
-advance, not the best of several scores: taking the maximum AUC over scores on the same examples
-is optimistically biased (with four scores near 0.5 the max is noticeably above 0.5 by chance).
-The ref score is the principled choice for a LoRA: the base model it was trained from is the
-reference model calibration needs, at no cost, and it removes "this text is just easy" from the
-loss. The best-AUC score is reported too (``best_score``), as information only.
+Nulls, computed on the same members and non-members (never part of the headline or of best_score):
+  base_loss = -NLL_base: the LOSS score of the base model alone. It never saw the data, so its AUC must
+              be ~0.5; an interval that excludes 0.5 means the split is shifted (``mia_auc_base_null``).
+  blind     = out-of-fold score of a bag-of-words classifier that never sees a model (memorization/blind.py,
+              ``mia_auc_blind``): how separable members and non-members are from their text alone.
 
-TPR at 1% FPR: the TPR of the last ROC point whose FPR is <= 1% (every threshold kept). MIMIR's
-run.py takes the last point with FPR strictly < the target (``tpr[np.where(fpr < ub)[0][-1]]``);
-the two differ only when some threshold gives exactly 1% FPR (e.g. 1 false positive among 100
-non-members), which MIMIR excludes and we include. With fewer than 100 non-members no threshold
-can have 0 < FPR <= 1%, so the figure is the TPR at zero false positives and is flagged unreliable.
+Headline: ``mia_auc`` is the AUC of the "ref" score for an adapter, of "loss" for the base model (whose
+ref and ezmia scores are 0 by construction). It is fixed in advance, not the best of several scores:
+taking the maximum AUC over scores on the same examples is optimistically biased (with four scores near
+0.5 the max is noticeably above 0.5 by chance). The ref score is the principled choice for a LoRA: the
+base model it was trained from is the reference model calibration needs, at no cost, and it removes
+"this text is just easy" from the loss. The best-AUC score is reported too (``best_score``), as
+information only.
+
+AUC interval: stratified percentile bootstrap, floored by the Hanley-McNeil (1982) normal interval
+AUC +- 1.96 SE, whichever is wider on each side, clipped to [0, 1]. At perfect separation (AUC 1 or
+0) the bootstrap gives (1, 1) and the Hanley-McNeil SE is 0 too, so the SE is evaluated at the AUC
+moved one half-step of resolution inwards, 1 - 1/(2 n_min) (n_min = the smaller class): the
+interval never collapses to a point.
+
+TPR at low FPR: the TPR of the last ROC point whose FPR is <= 1% (every threshold kept). MIMIR's
+run.py takes the last point with FPR strictly < the target; the two differ only when some threshold
+gives exactly 1% FPR. The figure is reported as ``mia_tpr_at_1fpr`` only with at least
+MIN_NONMEMBERS_FOR_TPR = 300 non-members: with zero false positives among n non-members the one-sided
+95% upper bound on the FPR is 1 - 0.05^(1/n) ~ 3/n, which is <= 1% only from n ~ 300. With fewer it
+is reported as ``mia_tpr_at_0fp``: the share of members scoring above every non-member (TPR at zero
+false positives), with its n.
 """
 
 from __future__ import annotations
@@ -48,6 +66,11 @@ __all__ = [
     "ref_score",
     "minkpp_score",
     "minkpp_moments",
+    "ez_score",
+    "hanley_mcneil_se",
+    "auc_interval",
+    "tpr_at_zero_fp",
+    "NULL_SCORES",
     "roc_auc",
     "tpr_at_fpr",
     "bootstrap_ci",
@@ -58,8 +81,11 @@ __all__ = [
     "evaluate_scores",
 ]
 
-SCORE_NAMES = ("loss", "zlib", "ref", "minkpp")  # the scores with a registered mia_auc_<name>
-MIN_NONMEMBERS_FOR_TPR = 100  # below this, no threshold can have 0 < FPR <= 1%
+SCORE_NAMES = ("loss", "zlib", "ref", "minkpp", "ezmia")  # the scores with a registered mia_auc_<name>
+NULL_SCORES = {"base_loss": "mia_auc_base_null", "blind": "mia_auc_blind"}  # null score -> summary name
+MIN_NONMEMBERS_FOR_TPR = 300  # the FPR bound with 0 false positives is ~3/n: <= 1% from n ~ 300
+EZ_MIN_TOKENS = 2  # EZ-MIA is 0 with fewer error-zone tokens (the reference implementation's rule)
+_EZ_FLOOR = 1e-6  # sum |negative D| is floored so an error zone with no negative D ranks highest, finitely
 
 
 # ---------------------------------------------------------------- scores (higher = member)
@@ -106,6 +132,27 @@ def minkpp_score(token_logprobs: Sequence[float], mu: Sequence[float], sigma: Se
     z[ok] = (lp[ok] - mu[ok]) / sigma[ok]
     keep = max(1, int(len(z) * k))
     return float(np.mean(np.sort(z)[:keep]))
+
+
+def ez_score(target_logprobs: Sequence[float], base_logprobs: Sequence[float],
+             target_correct: Sequence[bool]) -> float:
+    """EZ-MIA (arXiv 2601.12104; JetBrains-Research/ez-mia ``mia/ez_score.py``).
+
+    On the "error zone" -- tokens where the target's argmax is not the actual token -- with
+    D_t = log p_target(x_t) - log p_base(x_t): sum of the positive D_t / sum of |negative D_t|.
+    0.0 with fewer than EZ_MIN_TOKENS such tokens. The denominator is floored at 1e-6 (a zone whose
+    every D_t is >= 0 is the most member-like, and stays finite for the ROC).
+    """
+    t = np.asarray(target_logprobs, dtype=np.float64)
+    b = np.asarray(base_logprobs, dtype=np.float64)
+    ok = np.asarray(target_correct, dtype=bool)
+    if t.ndim != 1 or t.shape != b.shape or t.shape != ok.shape:
+        raise ValueError(f"target_logprobs, base_logprobs and target_correct must be 1-D of one length. Got "
+                         f"shapes {t.shape}, {b.shape}, {ok.shape} instead.")
+    d = (t - b)[~ok]
+    if len(d) < EZ_MIN_TOKENS:
+        return 0.0
+    return float(d[d > 0].sum() / max(float(-d[d < 0].sum()), _EZ_FLOOR))
 
 
 def minkpp_moments(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +236,41 @@ def bootstrap_ci(member: Sequence[float], nonmember: Sequence[float],
     return float(lo), float(hi)
 
 
+def hanley_mcneil_se(auc: float, n_member: int, n_nonmember: int) -> float:
+    """Standard error of an AUC (Hanley & McNeil 1982): Q1 = A/(2-A), Q2 = 2A^2/(1+A),
+    SE^2 = (A(1-A) + (n1-1)(Q1-A^2) + (n2-1)(Q2-A^2)) / (n1 n2)."""
+    a, n1, n2 = float(auc), int(n_member), int(n_nonmember)
+    if n1 < 1 or n2 < 1:
+        raise ValueError(f"need at least one member and one non-member. Got {n1} and {n2} instead.")
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)
+    return math.sqrt(max(var, 0.0))
+
+
+def auc_interval(member: Sequence[float], nonmember: Sequence[float], n_boot: int = 1000, seed: int = 0,
+                 z: float = 1.959964) -> tuple[float, float]:
+    """95% interval of the AUC: the bootstrap, floored by Hanley-McNeil (module docstring)."""
+    m, n = _pair(member, nonmember)
+    auc = roc_auc(m, n)
+    # the stratified bootstrap of bootstrap_ci(m, n, roc_auc), vectorized: a resample's AUC is
+    # counts_m @ C @ counts_n / (n1 n2) with C the pairwise comparison matrix (ties 1/2)
+    rng = np.random.default_rng(seed)
+    cmp = (m[:, None] > n[None, :]) + 0.5 * (m[:, None] == n[None, :])
+    cm = rng.multinomial(len(m), np.full(len(m), 1 / len(m)), size=n_boot)
+    cn = rng.multinomial(len(n), np.full(len(n), 1 / len(n)), size=n_boot)
+    boot = np.einsum("bi,ij,bj->b", cm, cmp, cn) / (len(m) * len(n))
+    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
+    half_step = 1.0 / (2 * min(len(m), len(n)))
+    se = hanley_mcneil_se(min(max(auc, half_step), 1.0 - half_step), len(m), len(n))
+    return max(0.0, min(lo, auc - z * se)), min(1.0, max(hi, auc + z * se))
+
+
+def tpr_at_zero_fp(member: Sequence[float], nonmember: Sequence[float]) -> float:
+    """Share of members scoring strictly above every non-member (the TPR at zero false positives)."""
+    m, n = _pair(member, nonmember)
+    return float(np.mean(m > n.max()))
+
+
 class RocCurve(NamedTuple):
     fpr: list[float]
     tpr: list[float]
@@ -211,11 +293,16 @@ class ScoreEvaluation:
 
     name: str
     auc: float
-    auc_ci: tuple[float, float]  # 95% stratified percentile bootstrap
-    tpr_at_1fpr: float
+    auc_ci: tuple[float, float]  # 95%: stratified percentile bootstrap, Hanley-McNeil floor
+    tpr_at_1fpr: float  # TPR of the last ROC point with FPR <= 1% (meaningful from 300 non-members)
+    tpr_at_0fp: float  # share of members above every non-member
     roc: RocCurve
     n_member: int
     n_nonmember: int
+
+    @property
+    def n(self) -> int:
+        return min(self.n_member, self.n_nonmember)
 
 
 @dataclass(frozen=True)
@@ -223,34 +310,51 @@ class MiaSummary:
     """All MIA scores evaluated on one target; ``mia_*`` are the registered headline metrics."""
 
     scores: dict[str, ScoreEvaluation] = field(default_factory=dict)
-    primary: Optional[str] = None  # "ref" when present, else "loss"; the score mia_auc reports
+    primary: Optional[str] = None  # the score mia_auc reports ("ref" for an adapter, "loss" for the base)
     mia_auc: Optional[float] = None
     mia_auc_ci: Optional[tuple[float, float]] = None
     mia_tpr_at_1fpr: Optional[float] = None
-    tpr_reliable: bool = False  # False: fewer than MIN_NONMEMBERS_FOR_TPR non-members
-    best_score: Optional[str] = None  # highest AUC (information only; not used for mia_auc)
+    tpr_reliable: bool = False  # True: >= MIN_NONMEMBERS_FOR_TPR non-members, mia_tpr_at_1fpr is reported
+    best_score: Optional[str] = None  # highest AUC among SCORE_NAMES (information only; not used for mia_auc)
     n_member: int = 0
     n_nonmember: int = 0
     warnings: tuple[str, ...] = ()
+
+    def _names(self) -> dict[str, str]:
+        """evaluated score -> its summary name (mia_auc_<score>, or the null's name)."""
+        return {n: NULL_SCORES.get(n, f"mia_auc_{n}") for n in self.scores if n in SCORE_NAMES or n in NULL_SCORES}
 
     @property
     def summary(self) -> dict[str, float]:
         """Values for RunRecord.summary (registered names only)."""
         out: dict[str, float] = {}
         if self.mia_auc is not None:
+            head = self.scores[self.primary]
             out["mia_auc"] = self.mia_auc
-            out["mia_tpr_at_1fpr"] = self.mia_tpr_at_1fpr
-        for name, ev in self.scores.items():
-            if name in SCORE_NAMES:
-                out[f"mia_auc_{name}"] = ev.auc
+            if self.tpr_reliable:
+                out["mia_tpr_at_1fpr"] = head.tpr_at_1fpr
+            else:
+                out["mia_tpr_at_0fp"] = head.tpr_at_0fp
+        for score, name in self._names().items():
+            out[name] = self.scores[score].auc
         return out
 
     @property
     def intervals(self) -> dict[str, tuple[float, float]]:
-        """Bootstrap intervals for RunRecord.intervals."""
-        out = {f"mia_auc_{n}": ev.auc_ci for n, ev in self.scores.items() if n in SCORE_NAMES}
+        """95% intervals for RunRecord.intervals."""
+        out = {name: self.scores[score].auc_ci for score, name in self._names().items()}
         if self.mia_auc_ci is not None:
             out["mia_auc"] = self.mia_auc_ci
+        return out
+
+    @property
+    def n(self) -> dict[str, int]:
+        """n behind each summary value for RunRecord.n: per class, the smaller."""
+        out = {name: self.scores[score].n for score, name in self._names().items()}
+        if self.mia_auc is not None:
+            head = self.scores[self.primary]
+            out["mia_auc"] = head.n
+            out["mia_tpr_at_1fpr" if self.tpr_reliable else "mia_tpr_at_0fp"] = head.n_nonmember
         return out
 
     @property
@@ -259,14 +363,17 @@ class MiaSummary:
         return {n: {"fpr": ev.roc.fpr, "tpr": ev.roc.tpr} for n, ev in self.scores.items()}
 
 
-def evaluate_scores(examples: Sequence[MembershipExample], n_boot: int = 1000, seed: int = 0) -> MiaSummary:
+def evaluate_scores(examples: Sequence[MembershipExample], n_boot: int = 1000, seed: int = 0,
+                    primary: Optional[str] = None) -> MiaSummary:
     """Evaluate every score present in ``examples`` (see the module docstring for mia_auc).
 
-    Each score uses the examples that carry a finite value of it; a score with no member or no
-    non-member is skipped with a warning.
+    ``primary``: the headline score (default "ref" when present, else "loss"). Each score uses the
+    examples that carry a finite value of it; a score with no member or no non-member is skipped with
+    a warning.
     """
     names = {n for e in examples for n in e.scores}
-    ordered = [n for n in SCORE_NAMES if n in names] + sorted(names - set(SCORE_NAMES))
+    ordered = [n for n in (*SCORE_NAMES, *NULL_SCORES) if n in names] + sorted(names - set(SCORE_NAMES)
+                                                                               - set(NULL_SCORES))
     warnings: list[str] = []
     results: dict[str, ScoreEvaluation] = {}
     for name in ordered:
@@ -283,29 +390,34 @@ def evaluate_scores(examples: Sequence[MembershipExample], n_boot: int = 1000, s
         results[name] = ScoreEvaluation(
             name=name,
             auc=roc_auc(member, nonmember),
-            auc_ci=bootstrap_ci(member, nonmember, roc_auc, n_boot=n_boot, seed=seed),
+            auc_ci=auc_interval(member, nonmember, n_boot=n_boot, seed=seed),
             tpr_at_1fpr=tpr_at_fpr(member, nonmember, 0.01),
+            tpr_at_0fp=tpr_at_zero_fp(member, nonmember),
             roc=roc_points(member, nonmember),
             n_member=len(member),
             n_nonmember=len(nonmember),
         )
     n_member = sum(1 for e in examples if e.member)
     n_nonmember = len(examples) - n_member
-    primary = "ref" if "ref" in results else ("loss" if "loss" in results else None)
     if primary is None:
-        warnings.append("no 'ref' or 'loss' score: mia_auc not reported")
+        primary = "ref" if "ref" in results else "loss"
+    if primary not in results:
+        warnings.append(f"no '{primary}' score: mia_auc not reported")
         return MiaSummary(scores=results, n_member=n_member, n_nonmember=n_nonmember,
                           best_score=_best(results), warnings=tuple(warnings))
     head = results[primary]
     reliable = head.n_nonmember >= MIN_NONMEMBERS_FOR_TPR
     if not reliable:
         warnings.append(f"only {head.n_nonmember} non-members: TPR at 1% FPR needs at least "
-                        f"{MIN_NONMEMBERS_FOR_TPR} to mean anything (it is the TPR at zero false positives)")
+                        f"{MIN_NONMEMBERS_FOR_TPR} to be bounded; reported as mia_tpr_at_0fp (TPR at zero "
+                        f"false positives, n={head.n_nonmember})")
     return MiaSummary(scores=results, primary=primary, mia_auc=head.auc, mia_auc_ci=head.auc_ci,
-                      mia_tpr_at_1fpr=head.tpr_at_1fpr, tpr_reliable=reliable, best_score=_best(results),
-                      n_member=n_member, n_nonmember=n_nonmember, warnings=tuple(warnings))
+                      mia_tpr_at_1fpr=head.tpr_at_1fpr if reliable else None, tpr_reliable=reliable,
+                      best_score=_best(results), n_member=n_member, n_nonmember=n_nonmember,
+                      warnings=tuple(warnings))
 
 
 def _best(results: dict[str, ScoreEvaluation]) -> Optional[str]:
-    # max() keeps the first of equal AUCs, i.e. the earlier name in SCORE_NAMES order
-    return max(results, key=lambda n: results[n].auc) if results else None
+    # max() keeps the first of equal AUCs, i.e. the earlier name in SCORE_NAMES order; nulls never win
+    attacks = [n for n in results if n not in NULL_SCORES]
+    return max(attacks, key=lambda n: results[n].auc) if attacks else None

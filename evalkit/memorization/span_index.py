@@ -62,9 +62,20 @@ decontamination (``lm_eval/decontamination/janitor.py``: ``Janitor(ngram_n=13)``
 sentence: chance overlaps of natural English on one narrow topic are rare at that length (they
 are common below ~8 words -- set phrases, which novelty_n for n <= 8 measures instead), while
 copying one memorised sentence is caught.
+
+Script-aware threshold (``span_words``): the word tokenizer splits Hangul, CJK and Thai into single
+characters (the right unit for n-gram overlap), but 13 Hangul syllables are ~5 Korean words, a stock
+phrase. The verbatim flag therefore counts *word equivalents* of the shared span: each run of
+Latin/other letters or digits is one word; each whitespace-separated chunk containing Hangul is one
+word for its Hangul (Korean puts spaces between words, eojeol); each 2 characters of Han, kana or
+Thai (scripts without spaces) count as one word (ceil), the usual ~1.5-2 characters per
+Chinese/Japanese word. A span is verbatim when it has >= VERBATIM_MIN_TOKENS = 13 word equivalents:
+13 words in every script.
 """
 
 from __future__ import annotations
+
+import re
 
 from collections import deque
 from collections.abc import Sequence
@@ -80,13 +91,28 @@ from ..records import Memorization
 
 __all__ = [
     "VERBATIM_MIN_TOKENS",
+    "span_words",
     "SpanMatch",
     "SpanIndex",
     "brute_force_longest_span",
     "to_memorization",
 ]
 
-VERBATIM_MIN_TOKENS = 13  # word tokens; see the module docstring
+VERBATIM_MIN_TOKENS = 13  # words (word equivalents, see span_words); see the module docstring
+
+_HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_NOSPACE_RE = re.compile("[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_OTHER_WORD_RE = re.compile("[^\\W_\u0e00-\u0e7f\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf"
+                            "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+def span_words(text: str) -> int:
+    """Word equivalents of a text (module docstring): Latin words 1 each, a Hangul eojeol 1, 2 Han/kana/Thai chars 1."""
+    words = 0
+    for chunk in text.split():
+        words += len(_OTHER_WORD_RE.findall(chunk)) + (1 if _HANGUL_RE.search(chunk) else 0)
+        words += -(-len(_NOSPACE_RE.findall(chunk)) // 2)
+    return words
 
 # Token ids at the top of the uint32 range never come from the vocabulary. SEP ends every
 # training answer, QSEP every query, UNK is a query word no training answer contains. Because

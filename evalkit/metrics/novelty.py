@@ -110,6 +110,12 @@ class NoveltyIndex:
             out[n] = (novel, total)
         return out
 
+    def counts(self, texts: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(novel n-grams, all n-grams) of each text, for pooled shares over resampled texts."""
+        if n not in self.ns:
+            raise ValueError(f"The 'n' parameter must be one of {list(self.ns)}. Got {n!r} instead.")
+        return self._counts(list(texts))[n]
+
     def novelty_many(self, texts: Sequence[str]) -> list[dict[int, Optional[float]]]:
         """:meth:`novelty` of each text, computed in one vectorized pass."""
         texts = list(texts)

@@ -93,6 +93,18 @@ def _specs() -> list[MetricSpec]:
     for sc in ("loss", "zlib", "ref", "minkpp"):
         add(MetricSpec(f"mia_auc_{sc}", False, f"ROC AUC of the {sc} membership score", "memorization",
                        needs_model=True, min_n=MIA_MIN_N, source=mia))
+    add(MetricSpec("extraction_gap", False, "extraction_rate minus heldout_extraction_rate (extraction beyond "
+                   "the control)", "memorization", needs_model=True, source="evalkit.evaluate"))
+    add(MetricSpec("mia_tpr_at_0fp", False, "TPR at zero false positives of the same score (fewer than 300 "
+                   "non-members: a 1% FPR cannot be bounded)", "memorization", needs_model=True, source=mia))
+    add(MetricSpec("mia_auc_ezmia", False, "ROC AUC of the ezmia membership score", "memorization",
+                   needs_model=True, min_n=MIA_MIN_N, source=mia))
+    add(MetricSpec("mia_auc_base_null", None, "ROC AUC of the base model's own loss score on the same members and "
+                   "non-members (the null: its interval should contain 0.5)", "memorization", needs_model=True,
+                   source=mia))
+    add(MetricSpec("mia_auc_blind", None, "ROC AUC of a model-free bag-of-words classifier (cross-validated) on the "
+                   "same members and non-members: how separable the split is without any model", "memorization",
+                   needs_model=True, source=mia))
     add(MetricSpec("canary_extraction_rate", False, "share of planted canaries the model reproduces",
                    "memorization", needs_model=True, source="evalkit.memorization.canaries"))
     add(MetricSpec("canary_exposure", False, "mean exposure (bits) of planted canaries", "memorization",
@@ -178,6 +190,10 @@ def per_sample_metrics() -> tuple[MetricSpec, ...]:
 
 
 def get_metric(name: str) -> MetricSpec:
+    """The spec of ``name``; a per-suite name ``<metric>@<suite>`` (scoring.py) has its metric's spec."""
+    base, at, suite = name.partition("@")
+    if at and suite and base in METRICS:
+        return METRICS[base]
     try:
         return METRICS[name]
     except KeyError:

@@ -28,8 +28,9 @@ from collections import Counter
 from itertools import chain
 from typing import Sequence
 
+from functools import lru_cache
+
 from rapidfuzz.distance import LCSseq
-from rouge_score.rouge_scorer import RougeScorer
 
 from .tokenize import MultilingualTokenizer, sentences, tokens
 
@@ -37,13 +38,17 @@ __all__ = ["ROUGE_TYPES", "rouge_scores", "rouge_batch", "rouge_input", "referen
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
-# rouge-score itself, built once: the reference the fast path must match (tests, benchmarks).
-_REFERENCE_SCORER = RougeScorer(list(ROUGE_TYPES), tokenizer=MultilingualTokenizer())
 
+@lru_cache(maxsize=1)
+def reference_scorer():
+    """rouge-score's ``RougeScorer(ROUGE_TYPES, tokenizer=MultilingualTokenizer())`` (slow twin), built once.
 
-def reference_scorer() -> RougeScorer:
-    """rouge-score's ``RougeScorer(ROUGE_TYPES, tokenizer=MultilingualTokenizer())`` (slow twin)."""
-    return _REFERENCE_SCORER
+    Imported on first use only: rouge_score imports nltk, which pulls in scikit-learn and pandas (seconds
+    of start-up that no evaluation needs; the fast path below does not use rouge-score).
+    """
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(list(ROUGE_TYPES), tokenizer=MultilingualTokenizer())
 
 
 def rouge_input(text: str, sentence_split: bool = True) -> str:

@@ -179,7 +179,15 @@ def encode_text(tokenizer, text: str) -> list[int]:
 
 
 def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of the prompt with the generation prompt appended (the model answers next)."""
+    """Token ids of the prompt with the generation prompt appended (the model answers next).
+
+    A last ``assistant`` message is an answer prefix the model continues (canary extraction prompts with
+    the planted answer up to the secret): it is encoded after the generation prompt as its own segment,
+    exactly as :func:`encode_conversation` encodes answers for training and scoring.
+    """
+    if messages and messages[-1].get("role") == "assistant":
+        head = encode_text(tokenizer, render(tokenizer, messages[:-1], add_generation_prompt=True))
+        return head + list(tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"])
     return encode_text(tokenizer, render(tokenizer, messages, add_generation_prompt=True))
 
 

@@ -25,16 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
+import numpy as np
+
 from ..cache import Cache, cache_key, decode_array, encode_array
 from ..errors import ModelError
+from ..io import sha256_file
+from .chat_templates import TemplateInfo
 from .generate import Generation
 from .generate import generate as _generate
-from .loss import TokenScores
+from .loss import SCORE_FORMAT, TokenScores
 from .loss import score_conversations as _score
 from .. import defaults
 from ..records import read_adapter_record
 from .models import (BaseModelRef, adapter_hash, check_adapter_dir, linear_module_names,
-                     load_model, load_tokenizer, pick_device, resolve_base,
+                     cpu_runtime, load_model, load_tokenizer, pick_device, resolve_base,
                      weight_module_names)
 
 __all__ = ["Engine", "ScoredExample"]
@@ -64,13 +68,22 @@ def _gen_from_json(rows: list[dict]) -> list[Generation]:
 
 
 def _scores_to_json(s: TokenScores) -> dict:
+    def arr(a):
+        return None if a is None else encode_array(a)
+
     return {"nll": None if s.nll != s.nll else s.nll, "n_tokens": s.n_tokens, "logprobs": encode_array(s.logprobs),
-            "mu": encode_array(s.mu), "sigma": encode_array(s.sigma)}
+            "mu": arr(s.mu), "sigma": arr(s.sigma),
+            "correct": None if s.correct is None else encode_array(s.correct.astype(np.float32))}
 
 
 def _scores_from_json(d: dict) -> TokenScores:
+    def arr(key):
+        return None if d.get(key) is None else decode_array(d[key])
+
+    correct = arr("correct")
     return TokenScores(nll=float("nan") if d["nll"] is None else float(d["nll"]), n_tokens=int(d["n_tokens"]),
-                       logprobs=decode_array(d["logprobs"]), mu=decode_array(d["mu"]), sigma=decode_array(d["sigma"]))
+                       logprobs=decode_array(d["logprobs"]), mu=arr("mu"), sigma=arr("sigma"),
+                       correct=None if correct is None else correct > 0.5)
 
 
 class Engine:
@@ -83,17 +96,26 @@ class Engine:
                  trust_remote_code: bool = False, chat_template_from_config: bool = False,
                  cache: Union[Cache, None, bool] = None, merge: bool = False, allow_pickle: bool = False):
         self.base_ref = base if isinstance(base, BaseModelRef) else resolve_base(base, allow_pickle=allow_pickle)
-        self.tokenizer = load_tokenizer(self.base_ref, chat_template_from_config=chat_template_from_config,
-                                        trust_remote_code=trust_remote_code)
-        self.template = self.tokenizer.evalkit_template
-        # The model is loaded on first use (a fully cached run never loads it); device and dtype are
-        # decided now because they are part of every cache key.
-        self.device, default_dtype = pick_device(device)
-        self.dtype = dtype or default_dtype
+        self.cache: Optional[Cache] = None if cache is False else (Cache() if cache in (None, True) else cache)
+        # The tokenizer and the model are loaded on first use: a fully cached run never loads them, and
+        # imports neither torch nor transformers (start-up of seconds). What the cache keys need is
+        # decided now without them: the chat template (itself cached, see _template_info) and the
+        # device/dtype (cpu_runtime when certain without torch).
+        self._tokenizer = None
+        self._tokenizer_options = dict(chat_template_from_config=chat_template_from_config,
+                                       trust_remote_code=trust_remote_code)
+        self.template = self._template_info()
+        quick = cpu_runtime(device) if dtype is None else None
+        if quick is not None:
+            self._device, self.dtype = None, quick[1]
+            self._runtime = "/".join(quick)
+        else:
+            self._device, default_dtype = pick_device(device)
+            self.dtype = dtype or default_dtype
+            self._runtime = f"{self._device.type}/{str(self.dtype).replace('torch.', '')}"
         self._trust_remote_code = trust_remote_code
         self._model = None
         self._base_modules: list[str] = []
-        self.cache: Optional[Cache] = None if cache is False else (Cache() if cache in (None, True) else cache)
         self.merge = merge
         self.active_adapter_hash: Optional[str] = None  # None: the base model
         self.active_adapter_name: str = "base"
@@ -101,6 +123,36 @@ class Engine:
         self._pending: dict[str, tuple[Path, Path]] = {}  # adapter hash -> (folder, weights), not loaded yet
         self._merged: Optional[tuple[str, list]] = None  # (adapter name, saved base weights) while merged
         self.progress_label = ""  # e.g. "[2/3] seedlike · ": names the target on the progress display
+
+    @property
+    def device(self):
+        if self._device is None:
+            self._device = pick_device("cpu")[0]
+        return self._device
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.base_ref, **self._tokenizer_options)
+        return self._tokenizer
+
+    def _template_info(self) -> TemplateInfo:
+        """The chat template in use: read from the cache when these tokenizer files were seen before,
+        else from the loaded tokenizer (and cached). Keyed by the content of every non-weight file of
+        the base folder (tokenizer files, templates, configs) and the template option."""
+        folder = Path(self.base_ref.path)
+        files = {f.name: sha256_file(f) for f in sorted(folder.iterdir())
+                 if f.is_file() and f.suffix in (".json", ".jinja", ".txt", ".model") and not f.name.startswith(".")}
+        key = cache_key("template", self.base_ref.content_hash, None,
+                        {"from_config": self._tokenizer_options["chat_template_from_config"]}, files)
+        hit = self.cache.get_many([key]).get(key) if self.cache is not None else None
+        if hit is not None:
+            return TemplateInfo(hit["template"], hit["source"], hit["sha256"], tuple(hit["warnings"]))
+        info = self.tokenizer.evalkit_template
+        if self.cache is not None:
+            self.cache.put_many([(key, {"template": info.template, "source": info.source, "sha256": info.sha256,
+                                        "warnings": list(info.warnings)})])
+        return info
 
     @property
     def model(self):
@@ -175,7 +227,7 @@ class Engine:
         try:
             from safetensors import safe_open
 
-            with safe_open(str(weights), framework="pt") as f:
+            with safe_open(str(weights), framework="numpy") as f:  # header check only; "pt" would import torch
                 for k in f.keys():
                     f.get_slice(k)
         except Exception as e:
@@ -253,7 +305,7 @@ class Engine:
     # ------------------------------------------------------------ work
 
     def _settings(self, **kw) -> dict:
-        return {**kw, "template": self.template.sha256, "runtime": f"{self.device.type}/{str(self.dtype)[6:]}"}
+        return {**kw, "template": self.template.sha256, "runtime": self._runtime}
 
     def _cached(self, kind: str, items: list[list[dict]], settings: dict, adapter: Optional[str],
                 compute, to_json, from_json, *, chunk: int, label: str, show: bool = True) -> list:
@@ -312,21 +364,22 @@ class Engine:
                             _gen_from_json, chunk=per_batch, label="generate", show=progress)
 
     def score(self, conversations: Iterable[Any], *, with_base: bool = False, max_length: int = 512,
-              batch_size: int = 8, progress: bool = True) -> list[ScoredExample]:
+              batch_size: int = 8, progress: bool = True, moments: bool = False) -> list[ScoredExample]:
         """Teacher-forced assistant-token scores of each conversation under the active target.
 
         One :class:`ScoredExample` per conversation: ``.target`` under the active target and, with
         ``with_base=True``, ``.base`` under the base model (adapters disabled, nothing reloaded; cached under
-        the base alone, so it is computed once for all adapters).
+        the base alone, so it is computed once for all adapters). ``moments=True`` adds the Min-K%++
+        statistics (evalkit/runtime/loss.py).
         """
         convs = [_messages(c) for c in conversations]
-        settings = self._settings(max_length=max_length)
+        settings = self._settings(max_length=max_length, format=SCORE_FORMAT, moments=moments)
 
         def run(adapter: Optional[str]) -> list[TokenScores]:
             def compute(todo, on_batch):
                 with (self._active() if adapter is not None else self._base_only()):
                     _score(self.model, self.tokenizer, todo, max_length=max_length, batch_size=batch_size,
-                           progress=False, on_batch=on_batch)
+                           progress=False, moments=moments, on_batch=on_batch)
 
             return self._cached("score", convs, settings, adapter, compute, _scores_to_json, _scores_from_json,
                                 chunk=batch_size, label="score" if adapter is not None else "score (base model)",
@@ -362,17 +415,34 @@ class Engine:
         """Tokens of each chat prompt as generation sees it (template and generation prompt included)."""
         from .chat_templates import encode_prompt
 
-        return [len(encode_prompt(self.tokenizer, _messages(p))) for p in prompts]
+        return self._token_counts("len-prompt", [_messages(p) for p in prompts],
+                                  lambda m: len(encode_prompt(self.tokenizer, m)))
 
     def conversation_lengths(self, conversations: Iterable[Any]) -> list[int]:
         """Tokens of each whole conversation as scoring sees it, before the cut at max_length."""
         from .chat_templates import encode_text, render
 
-        return [len(encode_text(self.tokenizer, render(self.tokenizer, _messages(c)))) for c in conversations]
+        return self._token_counts("len-conversation", [_messages(c) for c in conversations],
+                                  lambda m: len(encode_text(self.tokenizer, render(self.tokenizer, m))))
 
     def text_lengths(self, texts: Iterable[str]) -> list[int]:
         """Tokens of plain texts (no template), e.g. reference answers."""
-        return [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        return self._token_counts("len-text", list(texts),
+                                  lambda t: len(self.tokenizer(t, add_special_tokens=False)["input_ids"]))
+
+    def _token_counts(self, kind: str, items: list, count) -> list[int]:
+        """``count(item)`` of each item, cached like the results (same base and template): a fully cached
+        run sizes itself (commands/_preflight.py) without loading the tokenizer, i.e. without transformers."""
+        settings = {"template": self.template.sha256}
+        keys = [cache_key(kind, self.base_ref.content_hash, None, settings, it) for it in items]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        out = [hits.get(k) for k in keys]
+        missing = [i for i, v in enumerate(out) if v is None]
+        for i in missing:
+            out[i] = count(items[i])
+        if self.cache is not None and missing:
+            self.cache.put_many([(keys[i], out[i]) for i in missing])
+        return [int(n) for n in out]
 
     def describe(self) -> dict:
         """Provenance for run records: base identity and hash, template, device and dtype."""
@@ -380,4 +450,5 @@ class Engine:
                 "base_spec": self.base_ref.spec, "chat_template": {"source": self.template.source,
                                                                     "sha256": self.template.sha256,
                                                                     "warnings": list(self.template.warnings)},
-                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""), "merge": self.merge}
+                "device": self._runtime.split("/")[0] if self._device is None else str(self._device),
+                "dtype": str(self.dtype).replace("torch.", ""), "merge": self.merge}

@@ -1,14 +1,19 @@
 """Per-example scores of the assistant tokens under teacher forcing.
 
 For each conversation the tokens labelled by :func:`evalkit.runtime.chat_templates.encode_conversation` (every
-assistant answer and its end marker) are scored. Besides the log-probability of each token we keep the
+assistant answer and its end marker) are scored. Per token we keep its log-probability and whether it is
+the model's argmax (EZ-MIA's "error zone" is the tokens where it is not), and, with ``moments=True``, the
 Min-K%++ statistics of the full next-token distribution at that position (Zhang et al. 2024):
 
     mu_t      = sum_v p(v) log p(v)                      (minus the entropy)
     sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2
 
 so membership scores ((log p(x_t) - mu_t) / sigma_t, averaged over the lowest k%) can be computed later
-without the model.
+without the model. The moments cost ~30% of the scoring time on CPU (two more full-vocabulary passes),
+so they are optional (``moments=False``: ``mu`` and ``sigma`` are None).
+
+``SCORE_FORMAT`` names the fields a TokenScores carries; the engine puts it in the cache key, so entries
+written before a field was added are never read back without it.
 
 Memory: the logits are never built for the whole batch. The decoder body runs once; the output head and a
 float32 log_softmax run only on the scored positions, ``chunk`` rows at a time (vocab 32k-49k).
@@ -24,7 +29,9 @@ import numpy as np
 
 from .chat_templates import IGNORE_INDEX, encode_conversation
 
-__all__ = ["TokenScores", "score_conversations", "distribution_stats"]
+__all__ = ["TokenScores", "score_conversations", "distribution_stats", "SCORE_FORMAT"]
+
+SCORE_FORMAT = 2  # 2: + argmax correctness per token, Min-K%++ moments optional
 
 
 @dataclass
@@ -32,15 +39,19 @@ class TokenScores:
     nll: float  # mean NLL per scored token (nan when n_tokens == 0: the answer was truncated away)
     n_tokens: int  # scored tokens (answer + end marker, after truncation to max_length)
     logprobs: np.ndarray  # log p of each scored token, float32 [n_tokens]
-    mu: np.ndarray  # Min-K%++ mean of log p under the model's distribution at each position
-    sigma: np.ndarray  # Min-K%++ standard deviation of log p at each position
+    mu: Optional[np.ndarray] = None  # Min-K%++ mean of log p under the model's distribution (moments=True)
+    sigma: Optional[np.ndarray] = None  # Min-K%++ standard deviation of log p at each position (moments=True)
+    correct: Optional[np.ndarray] = None  # bool [n_tokens]: the token is the model's argmax at its position
 
     def __eq__(self, other) -> bool:  # dataclass eq on arrays is ambiguous; compare values
         if not isinstance(other, TokenScores):
             return NotImplemented
         same_nll = (math.isnan(self.nll) and math.isnan(other.nll)) or self.nll == other.nll
+        def same(a, b) -> bool:
+            return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
         return (same_nll and self.n_tokens == other.n_tokens and np.array_equal(self.logprobs, other.logprobs)
-                and np.array_equal(self.mu, other.mu) and np.array_equal(self.sigma, other.sigma))
+                and same(self.mu, other.mu) and same(self.sigma, other.sigma) and same(self.correct, other.correct))
 
 
 def distribution_stats(logits, targets):
@@ -54,6 +65,18 @@ def distribution_stats(logits, targets):
     # when the distribution is flat (mu^2 ~ 36 for a 400-token vocab, variance ~ 0.01)
     sigma = (p * (logp - mu[:, None]).square()).sum(-1).sqrt()
     return logp.gather(-1, targets[:, None])[:, 0], mu, sigma
+
+
+def _token_stats(logits, targets, moments: bool):
+    """(log p(target), target is the argmax, mu, sigma) per row; mu/sigma only with ``moments``."""
+    import torch
+
+    correct = logits.argmax(-1) == targets
+    if moments:
+        lp, mu, sigma = distribution_stats(logits, targets)
+        return lp, correct, mu, sigma
+    lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None])[:, 0]
+    return lp, correct, None, None
 
 
 def _split_model(model):
@@ -74,11 +97,12 @@ def _split_model(model):
 
 
 def score_conversations(model, tokenizer, conversations: list[list[dict]], *, max_length: int = 512,
-                        batch_size: int = 8, progress: bool = True, chunk: int = 512,
+                        batch_size: int = 8, progress: bool = True, chunk: int = 512, moments: bool = True,
                         on_batch: Optional[Callable[[list[int], list[TokenScores]], None]] = None) -> list[TokenScores]:
     """Teacher-forced scores of every conversation's assistant tokens; one TokenScores per conversation.
 
     Batches are length-sorted and RIGHT-padded. ``on_batch(indices, scores)`` is called after each batch.
+    ``moments=False`` skips the Min-K%++ statistics (``mu``/``sigma`` None; see the module docstring).
     """
     import torch
     from tqdm.auto import tqdm
@@ -122,19 +146,22 @@ def score_conversations(model, tokenizer, conversations: list[list[dict]], *, ma
                     def logits_of(a, b):
                         return full[rows[a:b], cols[a:b]]
                 tgt = targets[rows, cols]
-                parts = [distribution_stats(logits_of(a, a + chunk), tgt[a:a + chunk])
+                parts = [_token_stats(logits_of(a, a + chunk), tgt[a:a + chunk], moments)
                          for a in range(0, len(tgt), chunk)]
                 if parts:
-                    lp, mu, sd = (torch.cat(x).float().cpu().numpy() for x in zip(*parts))
+                    lp, ok, mu, sd = (None if x[0] is None else torch.cat(x).cpu().numpy() for x in zip(*parts))
                 else:
-                    lp = mu = sd = np.zeros(0, dtype=np.float32)
+                    lp, ok = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+                    mu = sd = np.zeros(0, dtype=np.float32) if moments else None
                 row_of = rows.cpu().numpy()
                 for r, i in enumerate(idx):
                     sel = row_of == r
                     n = int(sel.sum())
                     results[i] = TokenScores(nll=float(-lp[sel].astype(np.float64).mean()) if n else float("nan"),
                                              n_tokens=n, logprobs=lp[sel].astype(np.float32),
-                                             mu=mu[sel].astype(np.float32), sigma=sd[sel].astype(np.float32))
+                                             mu=None if mu is None else mu[sel].astype(np.float32),
+                                             sigma=None if sd is None else sd[sel].astype(np.float32),
+                                             correct=ok[sel].astype(bool))
                 if on_batch is not None:
                     on_batch(idx, [results[i] for i in idx])
                 bar.update(len(idx))

@@ -253,6 +253,24 @@ def _folder_identity(path: Path) -> str:
 # ---------------------------------------------------------------- loading
 
 
+def cpu_runtime(device: str | None = None) -> tuple[str, str] | None:
+    """("cpu", "float32") when the device is certainly the CPU without importing torch: ``--device cpu``,
+    or auto with a CPU-only torch build (its version ends in "+cpu"); None when only torch can tell.
+
+    A fully cached run then imports neither torch nor transformers (the cache key needs only this).
+    """
+    if device == "cpu":
+        return "cpu", "float32"
+    if device in (None, "", "auto"):
+        try:
+            version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        if version.endswith("+cpu"):
+            return "cpu", "float32"
+    return None
+
+
 def pick_device(device: str | None = None):
     """(torch.device, dtype): cuda + bfloat16 when available and supported, else cpu + float32.
 
@@ -340,7 +358,7 @@ def weight_module_names(ref: BaseModelRef) -> list[str] | None:
 
     names: set[str] = set()
     for f in files:
-        with safe_open(str(f), framework="pt") as fh:
+        with safe_open(str(f), framework="numpy") as fh:  # headers only; "pt" imports torch
             for key in fh.keys():
                 parts = key.split(".")
                 if parts[-1] == "weight" and len(parts) >= 2 and "embed" not in parts[-2] \

@@ -8,7 +8,8 @@ from evalkit.metrics.registry import METRICS
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "memorization.md").read_text(encoding="utf-8")
 
 OURS = ["verbatim_rate", "near_verbatim_rate", "longest_span_mean", "extraction_rate", "heldout_extraction_rate",
-        "mia_auc", "mia_tpr_at_1fpr", "mia_auc_loss", "mia_auc_zlib", "mia_auc_ref", "mia_auc_minkpp",
+        "mia_auc", "mia_tpr_at_1fpr", "mia_tpr_at_0fp", "mia_auc_loss", "mia_auc_zlib", "mia_auc_ref",
+        "mia_auc_minkpp", "mia_auc_ezmia", "mia_auc_base_null", "mia_auc_blind", "extraction_gap",
         "canary_extraction_rate", "canary_exposure"]
 
 

@@ -133,16 +133,20 @@ def test_evaluate_scores_headline_is_ref_not_the_max():
     assert s.scores["loss"].n_member == 59  # the NaN was left out ...
     assert any("non-finite" in w for w in s.warnings)  # ... and said so
     assert not s.tpr_reliable and any("40 non-members" in w for w in s.warnings)
-    assert set(s.summary) == {"mia_auc", "mia_tpr_at_1fpr", "mia_auc_loss", "mia_auc_ref", "mia_auc_zlib"}
+    # 40 non-members cannot bound a 1% FPR: the figure is the TPR at zero false positives, named so
+    assert set(s.summary) == {"mia_auc", "mia_tpr_at_0fp", "mia_auc_loss", "mia_auc_ref", "mia_auc_zlib"}
+    assert s.summary["mia_tpr_at_0fp"] == 1.0 and s.n["mia_tpr_at_0fp"] == 40 and s.n["mia_auc"] == 40
     assert s.summary["mia_auc_ref"] == 1.0 and s.intervals["mia_auc"] == s.scores["ref"].auc_ci
+    assert s.intervals["mia_auc"][0] < 1.0  # perfect separation never gives the point interval (1, 1)
     assert set(s.roc) == {"loss", "ref", "zlib"} and s.roc["ref"]["tpr"][-1] == 1.0
 
 
 def test_evaluate_scores_falls_back_to_loss_and_flags_reliable_tpr():
-    ex = [MembershipExample(e.id, e.member, {"loss": e.scores["ref"]}) for e in _examples(120, 150)]
+    ex = [MembershipExample(e.id, e.member, {"loss": e.scores["ref"]}) for e in _examples(120, 300)]
     s = evaluate_scores(ex, n_boot=100)
     assert s.primary == "loss" and s.mia_auc == 1.0 and s.mia_tpr_at_1fpr == 1.0
-    assert s.tpr_reliable and s.warnings == ()
+    assert s.tpr_reliable and s.warnings == () and s.summary["mia_tpr_at_1fpr"] == 1.0
+    assert "mia_tpr_at_0fp" not in s.summary
     # members scoring LOWER must give AUC 0, not 1: the sign is never flipped silently
     flipped = [MembershipExample(e.id, e.member, {"loss": -e.scores["loss"]}) for e in ex]
     assert evaluate_scores(flipped, n_boot=50).mia_auc == 0.0
@@ -151,3 +155,40 @@ def test_evaluate_scores_falls_back_to_loss_and_flags_reliable_tpr():
 def test_evaluate_scores_without_both_classes():
     s = evaluate_scores([MembershipExample("a", True, {"loss": 1.0})], n_boot=10)
     assert s.mia_auc is None and s.summary == {} and len(s.warnings) == 2
+
+
+def test_ez_mia_hand_computed():
+    from evalkit.memorization.mia import ez_score
+
+    target = [-0.5, -1.0, -2.0, -0.1, -3.0]
+    base = [-1.0, -0.5, -2.5, -0.2, -1.0]
+    correct = [False, False, False, True, False]  # token 4 is the target's argmax: not in the error zone
+    # D on the error zone: +0.5, -0.5, +0.5, -2.0 -> (0.5 + 0.5) / (0.5 + 2.0) = 0.4
+    assert ez_score(target, base, correct) == pytest.approx(0.4)
+    assert ez_score(target, base, [True, True, True, True, False]) == 0.0  # fewer than 2 error-zone tokens
+    assert ez_score([-1.0, -1.0], [-2.0, -3.0], [False, False]) == pytest.approx(3.0 / 1e-6)  # no negative D
+
+
+def test_auc_interval_has_a_hanley_mcneil_floor_at_perfect_separation():
+    from evalkit.memorization.mia import auc_interval, hanley_mcneil_se
+
+    # Hanley-McNeil at AUC 0.95, n = 40 + 40: half-width 1.96 * SE ~ 0.05 (the shared doc's table)
+    assert 1.96 * hanley_mcneil_se(0.95, 40, 40) == pytest.approx(0.05, abs=0.003)
+    lo, hi = auc_interval(np.arange(40) + 100.0, np.arange(40), n_boot=200)
+    assert hi == 1.0 and lo == pytest.approx(1 - 1.959964 * hanley_mcneil_se(1 - 1 / 80, 40, 40))
+    assert 0.95 < lo < 0.99
+
+
+def test_blind_baseline_sees_vocabulary_not_models():
+    from evalkit.memorization.blind import blind_scores
+
+    rng = np.random.default_rng(0)
+    words = ["bus", "cycle", "lentil", "tap", "shower", "bulb", "repair", "walk"]
+    same = [" ".join(rng.choice(words, 8)) for _ in range(80)]
+    labels = [i < 40 for i in range(80)]
+    shifted = [t + (" winter heating" if m else " summer garden") for t, m in zip(same, labels)]
+    sep = blind_scores(shifted, labels)
+    none = blind_scores(same, labels)
+    assert roc_auc([v for v, m in zip(sep, labels) if m], [v for v, m in zip(sep, labels) if not m]) > 0.95
+    assert abs(roc_auc([v for v, m in zip(none, labels) if m], [v for v, m in zip(none, labels) if not m]) - 0.5) < 0.2
+    assert blind_scores(["a", "b", "c"], [True, False, False]) is None  # one member: nothing to cross-validate

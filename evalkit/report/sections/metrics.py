@@ -41,9 +41,11 @@ def metric_group(name: str) -> str:
 
 
 def is_significant(d: Delta, alpha: float = ALPHA) -> bool:
-    """p-value below alpha; without a p-value, a 95% interval that excludes 0; otherwise not significant."""
-    if d.p_value is not None:
-        p = finite(d.p_value)
+    """Holm-adjusted p-value (else the raw one) below alpha; without a p-value, a 95% interval that
+    excludes 0; otherwise not significant."""
+    raw = d.p_adjusted if d.p_adjusted is not None else d.p_value
+    if raw is not None:
+        p = finite(raw)
         return p is not None and p < alpha
     lo, hi = finite(d.ci_low), finite(d.ci_high)
     if lo is not None and hi is not None:

@@ -1,0 +1,43 @@
+"""Copy flags in every script and every assistant turn (scoring.py + memorization/span_index.py)."""
+
+from __future__ import annotations
+
+from evalkit.data import Conversation
+from evalkit.scoring import TextItem, TrainingAnswers, score_texts
+
+# 13 Hangul syllables but only 5 Korean words: a stock phrase, not a copied sentence
+KO_PHRASE = "텀블러를 사용하면 일회용 컵을 줄여요"
+KO_SENTENCE = ("매일 아침 출근길에 텀블러를 챙겨서 카페에 가면 일회용 컵을 쓰지 않아도 되고 일부 카페는 할인도 해 주니까 "
+               "한 달만 꾸준히 해 보세요")
+
+
+def test_span_words_counts_words_not_syllables():
+    from evalkit.memorization.span_index import span_words
+
+    assert span_words("Take the bus to work twice a week") == 8
+    assert span_words(KO_PHRASE) == 5  # 15 syllables
+    assert span_words("我喜欢吃苹果") == 3  # 6 Han characters, ~2 per word
+    assert span_words(KO_SENTENCE) >= 13
+
+
+def _flags(train: list[tuple[str, str]], prediction: str) -> tuple[str, ...]:
+    scored = score_texts([TextItem("p", "suite", "q", prediction, "ref")], TrainingAnswers(train), n_boot=20)
+    return scored.samples[0].flags
+
+
+def test_a_korean_stock_phrase_is_not_verbatim_but_a_copied_sentence_is():
+    train = [("t1", f"{KO_PHRASE} 그리고 자전거를 타세요."), ("t2", KO_SENTENCE)]
+    assert "verbatim" not in _flags(train, f"오늘은 {KO_PHRASE} 정말 쉬워요")
+    assert "verbatim" in _flags(train, f"{KO_SENTENCE}!")
+
+
+def test_every_assistant_turn_is_indexed_for_copying():
+    early = ("Start with the heating: turn the thermostat down by one degree and close the curtains at dusk so "
+             "the warm air stays in the rooms you actually use")
+    conv = Conversation("c1", ({"role": "user", "content": "Heating tips?"}, {"role": "assistant", "content": early},
+                               {"role": "user", "content": "And water?"},
+                               {"role": "assistant", "content": "Take shorter showers."}))
+    assert conv.assistant_turns() == [("c1#0", early), ("c1", "Take shorter showers.")]
+    scored = score_texts([TextItem("p", "suite", "q", early, "ref")], TrainingAnswers(conv.assistant_turns()),
+                         n_boot=20)
+    assert "verbatim" in scored.samples[0].flags and scored.samples[0].memorization.train_id == "c1#0"
