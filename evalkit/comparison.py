@@ -37,6 +37,7 @@ from .metrics.registry import METRICS
 from .numbers import finite_or_none
 from .provenance import provenance as build_provenance
 from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord
+from .retention import PREFIX, paired_deltas, with_retention_verdict
 from .stats import holm, paired_auc_delta, paired_bootstrap, paired_gap_delta, unpaired_delta
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,8 +147,9 @@ def _better(delta: Optional[float], higher_is_better: Optional[bool]) -> Optiona
 def compute_deltas(baseline: RunRecord, candidate: RunRecord, candidate_name: str, *, n_boot: int = 2000,
                    seed: int = 0) -> list[Delta]:
     """One Delta per metric present in both summaries (see the module docstring)."""
-    both = [m for m in candidate.summary if m in baseline.summary]
-    deltas = []
+    # lm_eval.<task>.<metric>: paired per lm-eval document by evalkit/retention.py
+    both = [m for m in candidate.summary if m in baseline.summary and not m.startswith(PREFIX)]
+    deltas = paired_deltas(baseline, candidate, candidate_name, n_boot=n_boot, seed=seed)
     for metric in ordered_metrics(both):
         spec = METRICS.get(metric)
         hib = spec.higher_is_better if spec else None
@@ -225,8 +227,10 @@ def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = 
     names = _check_names(runs, names)
     _check_base_models(runs, names)
     deltas: list[Delta] = []
-    for name, run in zip(names[1:], runs[1:], strict=True):
-        deltas.extend(compute_deltas(runs[0], run, name, n_boot=n_boot, seed=seed))
+    for i, (name, run) in enumerate(zip(names[1:], runs[1:], strict=True), start=1):
+        run_deltas = compute_deltas(runs[0], run, name, n_boot=n_boot, seed=seed)
+        deltas.extend(run_deltas)
+        runs[i] = with_retention_verdict(run, run_deltas, name)
     adjusted = holm([d.p_value for d in deltas])
     deltas = [dataclasses.replace(d, p_adjusted=p) for d, p in zip(deltas, adjusted)]
     prov = {**build_provenance(), "n_boot": n_boot, "seed": seed, "alpha": 0.05, **dict(provenance or {})}

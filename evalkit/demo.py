@@ -6,6 +6,9 @@
   budget: all seven projections, r=16, alpha=32, dropout 0.05, a 10x higher learning rate, six
   epochs over only 24 conversations ("more epochs on less data").
 
+Both are also run on evalkit's offline lm-eval retention task (``--lm-eval-limit`` questions) to see
+whether either lost general ability.
+
 Step counts are sized for a 2-core CPU (one LoRA step on the default model at batch 8 takes
 ~2-5 s there); ``fast=True`` shrinks everything further for tests on tiny models.
 """
@@ -18,7 +21,11 @@ from typing import Callable, Optional
 from .config import TrainConfig
 from .evaluate import EvalSettings
 
-__all__ = ["demo_configs", "demo_settings", "run_demo"]
+__all__ = ["demo_configs", "demo_settings", "demo_retention", "run_demo"]
+
+# questions of the bundled retention task the demo runs per adapter (of 106; the file interleaves its six
+# categories, so the first 60 hold 10 of each), sized for the demo's 10-minute budget on 2 CPU cores
+DEMO_RETENTION_LIMIT = 60
 
 
 def demo_configs(base: Optional[str] = None, fast: bool = False) -> dict[str, TrainConfig]:
@@ -46,9 +53,23 @@ def demo_thresholds():
     return Thresholds(truncated_rate_warn=1.0)
 
 
+def demo_retention(fast: bool = False, console: Callable[[str], None] = print):
+    """evalkit's retention task on the first DEMO_RETENTION_LIMIT questions (None, with a note, without lm-eval)."""
+    from .errors import ConfigError
+    from .retention import DEFAULT_TASK, INSTALL_HINT, LmEvalSpec, require_lm_eval
+
+    try:
+        require_lm_eval()
+    except ConfigError:
+        console(f"note: lm-eval is not installed, so the demo skips capability retention ({INSTALL_HINT})")
+        return None
+    return LmEvalSpec((DEFAULT_TASK,), limit=10 if fast else DEMO_RETENTION_LIMIT)
+
+
 def run_demo(out: Path, *, base: Optional[str] = None, fast: bool = False, progress: bool = True,
              suites=None, engine_kwargs: Optional[dict] = None, console: Callable[[str], None] = print):
-    """Train both adapters (skipped when up to date), compare them, write OUT/compare; returns the Comparison."""
+    """Train both adapters (skipped when up to date), compare them with retention, write OUT/compare; returns the
+    Comparison."""
     from .gate import default_gate
     from .outputs import check_out_dir, write_comparison
     from .pipeline import compare_targets
@@ -63,6 +84,7 @@ def run_demo(out: Path, *, base: Optional[str] = None, fast: bool = False, progr
         folders.append(str(out / name))
     console("== comparing (baseline: cautious)")
     comparison = compare_targets(folders, base=base, gate=default_gate(), settings=demo_settings(fast),
-                                 thresholds=demo_thresholds(), engine_kwargs=engine_kwargs, suites=suites)
+                                 thresholds=demo_thresholds(), engine_kwargs=engine_kwargs, suites=suites,
+                                 lm_eval=demo_retention(fast, console))
     write_comparison(comparison, out / "compare")
     return comparison

@@ -10,7 +10,8 @@ eval, per target (an adapter folder or "base"), through one shared :class:`~eval
   3. prompt with training user messages                  -> extraction rate (val prompts as the control)
   4. planted canaries (from evalkit.json)                -> canary extraction and exposure
   5. training_log.jsonl                                  -> best step, rise of the validation loss
-  6. thresholds                                          -> verdict
+  6. lm-eval tasks (--lm-eval-tasks)                    -> capability retention (evalkit/retention.py)
+  7. thresholds                                          -> verdict
 Scoring uses the adapter's training max_length (evalkit.json) unless --max-length says otherwise.
 Every summary figure with an interval has it in ``intervals`` (95%) and its n in ``n``.
 Everything model-side goes through the engine's cache, so a re-run recomputes nothing.
@@ -36,6 +37,7 @@ from .errors import DataError, ModelError
 from .generalization import eval_audit, skeleton_replay, transfer_figures
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target,
                       read_adapter_record, read_training_log, to_dict)
+from .retention import LmEvalSpec
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
@@ -377,11 +379,13 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     train_data: Optional[Path] = None, val_data: Optional[Path] = None,
                     settings: EvalSettings = EvalSettings(), thresholds: Optional[Thresholds] = None,
                     allow_pickle: bool = False, name: Optional[str] = None,
-                    inputs: Optional[EvalInputs] = None, allow_membership_mismatch: bool = False) -> RunRecord:
+                    inputs: Optional[EvalInputs] = None, allow_membership_mismatch: bool = False,
+                    lm_eval: Optional[LmEvalSpec] = None) -> RunRecord:
     """Evaluate one target ("base" or an adapter folder) with an already-loaded engine.
 
     ``inputs``: from :func:`load_inputs` (the command's preflight, which checks membership integrity);
     read here when not given. A membership mismatch measured anyway is a ``membership_override`` notice.
+    ``lm_eval``: also run these lm-evaluation-harness tasks on the target (RunRecord.lm_eval; evalkit/retention.py).
     """
     from .runtime.models import adapter_hash
 
@@ -481,6 +485,18 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     log = _read_training_log(adapter)
     summary.update(training_log_summary(log))
 
+    # 6. capability retention: lm-eval tasks on the same loaded model
+    lm_tasks = {}
+    if lm_eval is not None:
+        from .retention import summary_entries
+        from .runtime.lm_eval_runner import run_lm_eval
+
+        lm_tasks = run_lm_eval(engine, lm_eval, batch_size=settings.batch_size)
+        lm_summary, lm_intervals, counts = summary_entries(lm_tasks, n_boot=settings.n_boot, seed=settings.seed)
+        summary.update(lm_summary)
+        intervals.update(lm_intervals)
+        n = {**n, **counts}
+
     th = thresholds or Thresholds()
     base_ref = engine.base_ref
     tgt = Target(
@@ -504,9 +520,10 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   "data": {split: str(path) for split, path in files.items()},
                   "n_members": len(tr), "n_nonmembers": len(va), "membership_inference": mia_info,
                   "extraction_max_new_tokens": ext_tokens if ext_n else None,
-                  "not_measured": dict(mia_info.get("not_measured", {}))},
+                  "not_measured": dict(mia_info.get("not_measured", {})),
+                  **({"lm_eval": lm_eval.settings()} if lm_eval is not None else {})},
         provenance=provenance({"engine": engine.describe()}),
-        n=n, notices=tuple(notices),
+        n=n, notices=tuple(notices), lm_eval=lm_tasks,
     )
 
 

@@ -111,7 +111,7 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
 def compare_targets(raws: Sequence[str], *, base: Optional[str] = None, gate=None, settings=None,
                     thresholds=None, engine_kwargs: Optional[dict] = None, suites=None, train_data=None,
                     val_data=None, allow_pickle: bool = False, stored: Optional[dict] = None,
-                    inputs: Optional[dict] = None, engine=None):
+                    inputs: Optional[dict] = None, engine=None, lm_eval=None):
     """Evaluate (or load) every target and compare them against the first (evalkit.outputs writes the files)."""
     from functools import partial
 
@@ -120,7 +120,8 @@ def compare_targets(raws: Sequence[str], *, base: Optional[str] = None, gate=Non
 
     specs = parse_targets(raws, minimum=2)
     evaluate = partial(evaluate_target, suites=suites, train_data=train_data, val_data=val_data,
-                       settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle)
+                       settings=settings or EvalSettings(), thresholds=thresholds, allow_pickle=allow_pickle,
+                       lm_eval=lm_eval)
     factory = (lambda: engine) if engine is not None else (lambda: engine_for(specs, base, **(engine_kwargs or {})))
     runs = evaluate_targets(specs, engine_factory=factory, evaluate=evaluate, stored=stored, inputs=inputs)
     return compare_runs(runs, names=[s.name for s in specs], gate=gate, provenance=provenance())

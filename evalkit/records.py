@@ -31,6 +31,8 @@ __all__ = [
     "LossExample",
     "MembershipExample",
     "ExtractionExample",
+    "LmEvalDoc",
+    "LmEvalTask",
     "Reason",
     "Notice",
     "DataAudit",
@@ -127,6 +129,34 @@ class ExtractionExample:
     prediction: str
     exact: bool
     edit_distance: float  # normalized, 0 = identical
+
+
+@dataclass(frozen=True)
+class LmEvalDoc:
+    """One document of an lm-evaluation-harness task, as the target answered it (paired by doc_id + doc_hash)."""
+
+    doc_id: int  # lm-eval's index of the document in the task's evaluation split
+    doc_hash: str  # lm-eval's sha256 of the document (two runs pair only where both agree)
+    target: str  # the gold answer (multiple choice: the gold choice's text)
+    prediction: str  # multiple choice: the choice with the highest log-likelihood; generation: the answer
+    metrics: dict[str, float] = field(default_factory=dict)  # per-document values, e.g. {"acc": 1.0, "acc_norm": 0.0}
+
+
+@dataclass(frozen=True)
+class LmEvalTask:
+    """One lm-evaluation-harness task run on one target (issue 10; docs/results.md, "lm_eval")."""
+
+    metrics: dict[str, float]  # lm-eval's own task value per metric ("acc", "acc_norm", "exact_match_strict_match")
+    stderr: dict[str, float] = field(default_factory=dict)  # lm-eval's standard error per metric, where it gave one
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    n: int = 0  # documents evaluated (after --lm-eval-limit)
+    n_total: Optional[int] = None  # documents in the task's evaluation split
+    version: Optional[str] = None  # the task's metadata version
+    num_fewshot: Optional[int] = None
+    output_type: Optional[str] = None  # "multiple_choice" | "generate_until" | "loglikelihood" | ...
+    # metrics whose task value is the mean of the per-document values (so compare can pair them)
+    paired_metrics: tuple[str, ...] = ()
+    docs: tuple[LmEvalDoc, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -275,7 +305,7 @@ class RunRecord:
     n: dict[str, int] = field(default_factory=dict)  # summary metric -> n behind it (MIA: per class, the smaller)
     notices: tuple[Notice, ...] = ()  # record-level warnings shown in the report and by the CLI
     audit: Optional[DataAudit] = None  # data audit of the train/val/suite files (audit.json's body)
-    lm_eval: dict[str, Any] = field(default_factory=dict)  # capability retention: task -> metrics, stderr, per-doc
+    lm_eval: dict[str, LmEvalTask] = field(default_factory=dict)  # capability retention: lm-eval task name -> run
     engine: Optional[dict[str, Any]] = None  # which engine produced the record: {"name", "version", ...}
 
     def value(self, name: str) -> Optional[float]:
@@ -306,6 +336,9 @@ class Delta:
     test: Optional[str] = None  # "paired_bootstrap+wilcoxon", "mcnemar", ... or None when unpaired
     higher_is_better: Optional[bool] = None
     better: Optional[bool] = None  # None when the metric has no direction or delta is 0/missing
+    # minimum detectable effect of this paired comparison at its n (alpha 0.05, power 0.8; lm_eval.* metrics,
+    # see docs/lm-eval.md): a |delta| smaller than this could not have been told apart from no change
+    mde: Optional[float] = None
     p_adjusted: Optional[float] = None  # Holm-adjusted p over every p-valued delta of the comparison (stats.holm)
     # per-prompt paired differences (candidate - baseline) behind ``delta``, keyed like the pairing
     # (sample id, or "suite/id" when ids repeat across suites); per-sample score metrics only

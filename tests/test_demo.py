@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from evalkit.cli import main
 from evalkit.records import load_comparison
 
@@ -20,6 +22,11 @@ def test_demo_trains_both_adapters_and_compares_them(tiny_llama, tmp_path, monke
     assert (out / "compare" / "report.html").is_file()
     printed = capsys.readouterr().out
     assert "report.html" in printed and "seedlike verdict" in printed
+    if importlib.util.find_spec("lm_eval") is not None:  # retention on the first 10 questions, paired, with MDE
+        assert all(cmp.runs[t].lm_eval["evalkit_retention"].n == 10 for t in cmp.targets)
+        (acc,) = [d for d in cmp.deltas if d.metric == "lm_eval.evalkit_retention.acc"]
+        assert acc.n_pairs == 10 and acc.test == "paired_bootstrap+mcnemar"
+        assert "capability retention" in printed
     # a second run reuses the finished adapters (training is skipped) and the cached evaluations
     assert main(["demo", "--out", str(out), "--base", str(tiny_llama), "--fast", "--no-progress"]) == 0
     assert capsys.readouterr().out.count("up to date") == 2

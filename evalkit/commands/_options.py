@@ -7,8 +7,9 @@ from pathlib import Path
 
 from .. import defaults
 
-__all__ = ["add_model_options", "add_threshold_options", "add_json_option", "settings_from", "thresholds_from",
-           "engine_kwargs_from", "report_comparison", "rejudged"]
+__all__ = ["add_model_options", "add_threshold_options", "add_json_option", "add_lm_eval_options", "settings_from",
+           "thresholds_from", "engine_kwargs_from", "lm_eval_from", "report_comparison",
+           "rejudged"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -56,6 +57,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="max tokens of a scored conversation (default: the adapter's training max_length, else 512)")
     s.add_argument("--minkpp", action="store_true",
                    help="also compute the Min-K%%++ membership score (~30%% more scoring time)")
+    add_lm_eval_options(p)
     add_threshold_options(p)
     add_json_option(p)
 
@@ -64,6 +66,26 @@ def add_json_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the summary record as one JSON object on stdout (tables and notes go to stderr)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
+def add_lm_eval_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("capability retention with lm-evaluation-harness (docs/lm-eval.md; "
+                             "pip install 'evalkit[lm-eval]')")
+    g.add_argument("--lm-eval-tasks", metavar="T1,T2",
+                   help="lm-eval tasks to run on every target, on the same loaded model; 'default' is evalkit's "
+                        "offline retention task (evalkit_retention)")
+    g.add_argument("--lm-eval-include-path", type=Path, metavar="DIR", help="a folder of your own lm-eval task YAMLs")
+    g.add_argument("--lm-eval-limit", type=int, metavar="N", help="evaluate only the first N documents of each task")
+    g.add_argument("--lm-eval-chat-template", action="store_true",
+                   help="format lm-eval prompts with the model's chat template (lm-eval's --apply_chat_template)")
+
+
+def lm_eval_from(args):
+    """The LmEvalSpec of --lm-eval-* (None without --lm-eval-tasks); bad values fail before any model loads."""
+    from ..retention import LmEvalSpec
+
+    return LmEvalSpec.from_options(args.lm_eval_tasks, args.lm_eval_include_path, args.lm_eval_limit,
+                                   args.lm_eval_chat_template)
 
 
 def add_threshold_options(p: argparse.ArgumentParser, rejudge: bool = False) -> None:
@@ -123,12 +145,15 @@ def engine_kwargs_from(args) -> dict:
 def report_comparison(comparison, paths: dict, *, as_json: bool = False) -> int:
     """Print a comparison and where its files are; the exit code of the gate (`compare`, `demo`)."""
     from ..console import print_comparison, print_summary_json
+    from ..retention import retention_table
 
     print_comparison(comparison, to_stderr=as_json)
     out = paths["comparison.json"].parent
     if as_json:
         print_summary_json(comparison, paths)
     else:
+        for line in retention_table(comparison):
+            print(line)
         print(f"wrote {out}/comparison.json, report.html, summary.md, junit.xml")
         print(f"open the report: file://{(out / 'report.html').resolve()}")
     return 1 if comparison.gate is not None and not comparison.gate.passed else 0

@@ -10,6 +10,7 @@ Exit codes: 0 every gate rule passes, 1 a rule failed, 2 bad input or usage.
 Examples:
   evalkit compare reports/demo/cautious reports/demo/seedlike --out reports/demo/compare
   evalkit compare base runs/qv runs/qkvo runs/all7 --gate gate.toml --out reports/ladder
+  evalkit compare base runs/qv --lm-eval-tasks default --out reports/retention   # did the adapter break the model?
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, report_comparison, settings_from, thresholds_from
+from ._options import (add_model_options, engine_kwargs_from, lm_eval_from, report_comparison, settings_from,
+                       thresholds_from)
 
 
 def register(sub):
@@ -42,6 +44,7 @@ def run(args) -> int:
     # preflight: every target, record, input file and the output folder, before any model is loaded
     check_limit(args.limit)
     settings, thresholds = limit_settings(settings_from(args), args.limit), thresholds_from(args)
+    lm_eval = lm_eval_from(args)
     specs = parse_targets(args.targets, minimum=2)
     stored = read_stored(specs)  # a corrupt or newer results.json fails now, not after the first evaluation
     inputs = read_inputs(specs, args)
@@ -55,7 +58,8 @@ def run(args) -> int:
                                 max_new_tokens_given=args.max_new_tokens is not None)
 
     comparison = compare_targets(args.targets, gate=gate, settings=settings, thresholds=thresholds,
-                                 allow_pickle=args.allow_pickle, stored=stored, inputs=inputs, engine=engine)
+                                 allow_pickle=args.allow_pickle, stored=stored, inputs=inputs, engine=engine,
+                                 lm_eval=lm_eval)
     paths = write_comparison(comparison, args.out)
     if engine is not None and engine.cache is not None:
         info(engine.cache.summary())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_model_options, engine_kwargs_from, settings_from, thresholds_from
+from ._options import add_model_options, engine_kwargs_from, lm_eval_from, settings_from, thresholds_from
 
 
 def register(sub):
@@ -37,6 +37,7 @@ def run(args) -> int:
     # preflight: everything that can be wrong is found before the model loads
     check_limit(args.limit)
     settings, thresholds = limit_settings(settings_from(args), args.limit), thresholds_from(args)
+    lm_eval = lm_eval_from(args)
     spec = parse_targets([args.target])[0]
     if spec.kind == "results":
         raise ConfigError(f"{args.target} already holds results.json; use `evalkit report {args.target}` "
@@ -48,7 +49,8 @@ def run(args) -> int:
     engine.progress_label = target_label(spec.name, 1, 1)
 
     record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, settings=settings,
-                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs)
+                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs,
+                             lm_eval=lm_eval)
     paths = write_run(record, args.out)
     if engine.cache is not None:
         info(engine.cache.summary())

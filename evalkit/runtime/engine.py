@@ -272,6 +272,12 @@ class Engine:
             self.model.set_adapter(name)
         yield
 
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[Any]:
+        """The model with the active target switched in, for code that runs it itself (lm-eval's HFLM)."""
+        with self._active():
+            yield self.model
+
     def _unmerge(self) -> None:
         """Give the base weights back exactly (restoring saved copies, not subtracting the delta)."""
         if self._merged is not None:

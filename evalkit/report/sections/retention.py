@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from ...records import Comparison, Delta, RunRecord
+from ...records import Comparison, Delta, LmEvalTask, RunRecord
+from ...retention import summary_key
 from ..formatting import fmt_interval, fmt_num, fmt_p
 from .common import TargetHead
 from .metrics import delta_class
@@ -51,6 +52,8 @@ class RetentionView:
 
 
 def _task_metrics(entry: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Any]:
+    if isinstance(entry, LmEvalTask):
+        return entry.metrics, entry.stderr, entry.n
     if not isinstance(entry, Mapping):
         return {}, {}, None
     return entry.get("metrics") or {}, entry.get("stderr") or {}, entry.get("n")
@@ -84,5 +87,5 @@ def build_retention(comp: Optional[Comparison], heads: Sequence[TargetHead],
             cells.append(RetentionCell(fmt_num(metrics.get(metric)), f"± {fmt_num(se)}" if se is not None else "",
                                        fmt_num(n) if n is not None else ""))
         rows.append(RetentionRow(task, metric, tuple(cells),
-                                 tuple(_delta(deltas.get((f"{PREFIX}{task}.{metric}", c.name))) for c in candidates)))
+                                 tuple(_delta(deltas.get((summary_key(task, metric), c.name))) for c in candidates)))
     return RetentionView(tuple(heads), candidates, tuple(rows))
