@@ -27,17 +27,15 @@ Whether the move is real is ``p_value``'s job, not ``better``'s.
 from __future__ import annotations
 
 import dataclasses
-import math
-import platform
 from collections import Counter
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from . import __version__
 from .errors import ConfigError, ModelError
 from .metrics.registry import METRICS
+from .numbers import finite_or_none
+from .provenance import provenance as build_provenance
 from .records import SCHEMA_VERSION, Comparison, Delta, RunRecord
 from .retention import PREFIX, paired_deltas, with_retention_verdict
 from .stats import holm, paired_auc_delta, paired_bootstrap, paired_gap_delta, unpaired_delta
@@ -48,17 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["compare_runs", "compute_deltas", "paired_values", "ordered_metrics", "MODEL_KINDS"]
 
 MODEL_KINDS = ("adapter", "base")  # targets that ran a model (predictions files did not)
-
-
-def finite_or_none(v: Any) -> Optional[float]:
-    """float(v) when it is a finite number, else None (bools, text, NaN and inf are not values)."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 _finite = finite_or_none
@@ -227,19 +214,6 @@ def _check_base_models(runs: Sequence[RunRecord], names: Sequence[str]) -> None:
                 f"compare adapters of the same base model only")
 
 
-def _default_provenance(n_boot: int, seed: int) -> dict[str, Any]:
-    import scipy
-
-    return {
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "evalkit_version": __version__,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
-        "n_boot": n_boot,
-        "seed": seed,
-        "alpha": 0.05,
-    }
-
-
 def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = None,
                  gate: Optional["GateSpec"] = None, n_boot: int = 2000, seed: int = 0,
                  provenance: Optional[Mapping[str, Any]] = None) -> Comparison:
@@ -259,8 +233,8 @@ def compare_runs(runs: Sequence[RunRecord], *, names: Optional[Sequence[str]] = 
         runs[i] = with_retention_verdict(run, run_deltas, name)
     adjusted = holm([d.p_value for d in deltas])
     deltas = [dataclasses.replace(d, p_adjusted=p) for d, p in zip(deltas, adjusted)]
-    prov = _default_provenance(n_boot, seed)
-    prov.update(dict(provenance or {}))
+    prov = {**build_provenance(), "n_boot": n_boot, "seed": seed, "alpha": 0.05, **dict(provenance or {})}
+    prov["versions"] = {**dict(prov.get("versions") or {}), **build_provenance()["versions"]}  # scipy: p-values
     comparison = Comparison(schema_version=SCHEMA_VERSION, baseline=names[0], targets=tuple(names),
                             runs=dict(zip(names, runs, strict=True)), deltas=tuple(deltas), provenance=prov)
     if gate is not None:

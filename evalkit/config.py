@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from .errors import ConfigError, did_you_mean
+from .io import parse_toml
 
 __all__ = [
     "TrainConfig",
@@ -339,18 +340,7 @@ def read_mapping(path: Path, what: str = "config") -> tuple[dict[str, Any], "_Li
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        try:
-            import tomllib  # type: ignore[import-not-found]
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            msg = str(e)
-            m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-            where = f"{path}:{m.group(1)}" if m else str(path)
-            msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
-            raise ConfigError(f"{where}: not valid TOML ({msg}); fix the syntax") from None
+        data = parse_toml(text, str(path), ConfigError)
     elif suffix in (".yaml", ".yml"):
         import yaml
 

@@ -22,6 +22,8 @@ from typing import Iterator, Optional
 from rich.console import Console
 from rich.table import Table
 
+from .metrics.registry import key_metrics
+from .numbers import fmt_fixed
 from .records import Comparison, RunRecord
 
 __all__ = ["print_run", "print_comparison", "KEY_METRICS", "progress", "quiet_third_party", "configure",
@@ -127,15 +129,12 @@ def progress(label: str, total: int, *, enabled: bool = True) -> Iterator:
     finally:
         bar.close()
 
-KEY_METRICS = ("rougeL", "train_loss", "val_loss", "heldout_loss", "loss_gap", "mia_auc", "verbatim_rate",
-               "near_verbatim_rate", "extraction_rate", "novelty_4", "reference_novelty_4", "distinct_2",
-               "mode_collapse_rate", "canary_extraction_rate", "template_leak_rate", "escaped_newline_rate")
+KEY_METRICS = key_metrics()  # the registry's headline figures (evalkit/metrics/registry.py)
 
 _LEVEL_STYLE = {"ok": "green", "warn": "yellow", "overfit": "bold red"}
 
 
-def _fmt(v) -> str:
-    return "—" if v is None else f"{v:.3f}"
+_fmt = fmt_fixed
 
 
 def _console(console: Console | None, to_stderr: bool) -> Console:

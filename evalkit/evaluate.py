@@ -19,7 +19,6 @@ Everything model-side goes through the engine's cache, so a re-run recomputes no
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -30,14 +29,15 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import __version__
+from . import __version__, defaults
 from .audit import catalog_names
 from .data import (OVERRIDE_FLAG, Conversation, PromptItem, bundled_path, load_conversations, load_predictions,
                    load_suite, membership_files, recorded_members)
 from .errors import DataError, ModelError
 from .engines.base import MINKPP_NOT_MEASURED, has_distribution
 from .generalization import eval_audit, skeleton_replay, transfer_figures
-from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target)
+from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target,
+                      read_adapter_record, read_training_log, to_dict)
 from .retention import LmEvalSpec
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
@@ -54,15 +54,15 @@ EXTRACTION_MAX_DISTANCE = 0.10  # "near-exact" reproduction, the same bound as n
 
 @dataclass(frozen=True)
 class EvalSettings:
-    max_new_tokens: int = field(default=96, metadata={"help": "tokens generated per answer"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generation / scoring batch"})
+    max_new_tokens: int = field(default=defaults.MAX_NEW_TOKENS, metadata={"help": "tokens generated per answer"})
+    batch_size: int = field(default=defaults.BATCH_SIZE, metadata={"help": "prompts per generation / scoring batch"})
     do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
     num_samples: int = field(default=1, metadata={"help": "samples per prompt when sampling"})
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0
-    train_sample: int = field(default=100, metadata={"help": "training examples scored (members for MIA)"})
-    extraction_n: int = field(default=32, metadata={"help": "training prompts used for the extraction test"})
+    train_sample: int = field(default=defaults.TRAIN_SAMPLE, metadata={"help": "training examples scored (members for MIA)"})
+    extraction_n: int = field(default=defaults.EXTRACTION_N, metadata={"help": "training prompts used for the extraction test"})
     max_length: Optional[int] = field(default=None, metadata={
         "help": "max tokens of a scored conversation (default: the adapter's training max_length, else 512)"})
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for intervals"})
@@ -124,15 +124,9 @@ def _suites(paths: Sequence[Path] | None, limit: Optional[int] = None) -> list[P
 
 
 def _training_meta(adapter: Optional[Path]) -> Optional[dict]:
-    if adapter is None:
-        return None
-    f = Path(adapter) / "evalkit.json"
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{f}: not valid JSON ({e}); re-train the adapter or remove the file") from None
+    """The adapter's evalkit.json as plain data (validated by records.read_adapter_record)."""
+    record = read_adapter_record(adapter) if adapter is not None else None
+    return to_dict(record) if record is not None else None
 
 
 def max_length_for(settings: EvalSettings, meta: Optional[dict]) -> int:
@@ -153,16 +147,7 @@ def training_log_summary(rows: Sequence[dict]) -> dict[str, float]:
 
 
 def _read_training_log(adapter: Optional[Path]) -> tuple[dict, ...]:
-    if adapter is None or not (Path(adapter) / "training_log.jsonl").is_file():
-        return ()
-    rows = []
-    for line in (Path(adapter) / "training_log.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line from a killed run: ignore, the rest is valid
-    return tuple(rows)
+    return tuple(to_dict(row) for row in read_training_log(adapter)) if adapter is not None else ()
 
 
 def _sample(items: Sequence, n: int, seed: int) -> list:
@@ -561,7 +546,8 @@ def score_predictions(path: Path, *, train_data: Optional[Path] = None, threshol
     th = thresholds or Thresholds()
     tgt = Target(name=name or Path(path).stem, kind="predictions", path=str(path))
     return RunRecord(schema_version=SCHEMA_VERSION, kind="score", target=tgt, summary=dict(text.summary),
-                     verdict=judge(text.summary, th), samples=text.samples, intervals=text.intervals,
+                     verdict=judge(text.summary, th, text.intervals, text.n, kind="score"), samples=text.samples,
+                     intervals=text.intervals,
                      curves=text.curves, settings={"thresholds": th.to_dict(),
                                                    "train_data": str(train_data) if train_data else None},
                      provenance=provenance(), n=dict(text.n))

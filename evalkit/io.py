@@ -5,11 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["write_text_atomic", "write_json_atomic", "sha256_file", "sha256_text", "sha256_dir"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["write_text_atomic", "write_json_atomic", "sha256_file", "sha256_text", "sha256_dir", "parse_toml"]
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -61,3 +68,20 @@ def sha256_dir(path: Path, names: Iterable[str] | None = None) -> str:
             h.update(f.name.encode())
             h.update(sha256_file(f).encode())
     return h.hexdigest()
+
+
+def parse_toml(raw: str, source: str, error: type[Exception]) -> dict[str, Any]:
+    """The one TOML reader: ``error("SOURCE:LINE: not valid TOML: what (column C)")`` on a syntax error."""
+    try:
+        return tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        if m:
+            raise error(f"{source}:{m.group(1)}: not valid TOML: {msg[:m.start()].strip()} (column {m.group(2)})") \
+                from None
+        if "(at end of document)" in msg:
+            last = raw.rstrip("\n").count("\n") + 1
+            msg = msg.replace("(at end of document)", "(at the end of the file)").strip()
+            raise error(f"{source}:{last}: not valid TOML: {msg}") from None
+        raise error(f"{source}: not valid TOML: {msg}") from None

@@ -7,14 +7,13 @@ OpenAI-compatible server at ``--endpoint``), or a folder/file holding a ``result
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .errors import ConfigError, ModelError
-from .records import RunRecord, load_run
+from .records import RunRecord, load_run, read_adapter_record
 
 __all__ = ["TargetSpec", "parse_targets", "evaluate_targets", "engine_for"]
 
@@ -64,13 +63,8 @@ def parse_targets(raws: Sequence[str], *, minimum: int = 1) -> list[TargetSpec]:
 
 
 def _adapter_base_spec(path: Path) -> Optional[str]:
-    meta = path / "evalkit.json"
-    if meta.is_file():
-        try:
-            return (json.loads(meta.read_text(encoding="utf-8")).get("base") or {}).get("spec")
-        except json.JSONDecodeError:
-            return None
-    return None
+    record = read_adapter_record(path)  # RecordError (exit 2) when corrupt: before any model is loaded
+    return record.base.spec if record else None
 
 
 def _endpoint_engine(specs: Sequence[TargetSpec], base: Optional[str], endpoint: Optional[dict],

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from .errors import RecordError
 from .io import write_json_atomic
@@ -37,6 +38,10 @@ __all__ = [
     "DataAudit",
     "AUDIT_SCHEMA_VERSION",
     "Verdict",
+    "TrainingLogRow",
+    "BaseModelInfo",
+    "DataFileInfo",
+    "AdapterRecord",
     "Target",
     "RunRecord",
     "Delta",
@@ -48,10 +53,15 @@ __all__ = [
     "load_run",
     "load_comparison",
     "save_record",
+    "read_adapter_record",
+    "read_training_log",
+    "schema_markdown",
 ]
 
 # Bump when a field changes meaning or is removed; adding optional fields does not need a bump.
-SCHEMA_VERSION = 1
+# 2: strictly typed (Literal levels/kinds, finite numbers); reasons carry ci_low/ci_high/n/status.
+# Schema-1 records still load (every field they hold kept its meaning).
+SCHEMA_VERSION = 2
 
 VERDICT_LEVELS = ("ok", "warn", "overfit")
 
@@ -152,7 +162,7 @@ class LmEvalTask:
 @dataclass(frozen=True)
 class Reason:
     code: str  # machine name, e.g. "loss_gap"
-    level: str  # "warn" | "overfit"
+    level: Literal["warn", "overfit"]
     message: str  # one sentence a person reads
     metric: Optional[str] = None
     value: Optional[float] = None
@@ -163,7 +173,7 @@ class Reason:
     n: Optional[int] = None
     # "crossed" (interval clears the threshold) | "inconclusive" (interval straddles it)
     # | "not_enough_data" (n below the metric's minimum) | "not_measured" (absent or non-finite)
-    status: str = "crossed"
+    status: Literal["crossed", "inconclusive", "not_enough_data", "not_measured"] = "crossed"
 
 
 @dataclass(frozen=True)
@@ -195,20 +205,83 @@ class DataAudit:
 
 @dataclass(frozen=True)
 class Verdict:
-    level: str  # "ok" | "warn" | "overfit"
+    level: Literal["ok", "warn", "overfit"]
     reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainingLogRow:
+    """One row of training_log.jsonl (written by `evalkit train` every eval_steps and at the end)."""
+
+    step: int
+    epoch: Optional[float] = None
+    train_loss: Optional[float] = None  # mean NLL per assistant token of the last logged steps (null: diverged)
+    val_loss: Optional[float] = None  # mean NLL per assistant token on the validation split
+    learning_rate: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    spec: Optional[str] = None  # what the user passed as --base
+    identity: Optional[str] = None  # display identity, e.g. "HuggingFaceTB/SmolLM2-135M-Instruct@<rev>"
+    content_hash: Optional[str] = None  # sha256 of the base weights
+
+
+@dataclass(frozen=True)
+class DataFileInfo:
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+    n_examples: Optional[int] = None
+    n_used: Optional[int] = None
+    n_cut_off: Optional[int] = None  # dropped: longer than max_length
+    used_ids: tuple[str, ...] = ()  # the training conversations the adapter saw (train split only)
+
+
+@dataclass(frozen=True)
+class AdapterRecord:
+    """evalkit.json, written by `evalkit train` beside the adapter: how it was made.
+
+    Read only through :func:`read_adapter_record`. Files written before the record was typed
+    carried the base twice (``base`` and ``base_model``); either one is accepted.
+    """
+
+    format: int = 1
+    evalkit_version: Optional[str] = None
+    config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
+    base: BaseModelInfo = field(default_factory=BaseModelInfo)
+    data: dict[str, DataFileInfo] = field(default_factory=dict)  # "train", "val"
+    template: Optional[dict[str, Any]] = None  # the chat template used (runtime/chat_templates.describe)
+    canaries: tuple[dict[str, Any], ...] = ()  # planted canaries (memorization/canaries.py)
+    seed: Optional[int] = None
+    versions: dict[str, str] = field(default_factory=dict)
+    adapter_sha256: Optional[str] = None
+    created_at: Optional[str] = None
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    trainable_params: Optional[int] = None
+    runtime_s: Optional[float] = None
+    final: Optional[TrainingLogRow] = None  # the last logged step with its losses
+    command: Optional[str] = None
+
+    @staticmethod
+    def _upgrade(data: dict) -> dict:
+        if "base" not in data and isinstance(data.get("base_model"), dict):  # the old duplicate key
+            data = {**data, "base": data["base_model"]}
+        return data
 
 
 @dataclass(frozen=True)
 class Target:
     name: str  # display name: adapter folder name, "base", or predictions file stem
-    kind: str  # "adapter" | "base" | "predictions"
+    kind: Literal["adapter", "base", "predictions"]
     path: Optional[str] = None
     adapter_hash: Optional[str] = None
     base_model: Optional[str] = None  # identity string of the base model
     base_hash: Optional[str] = None
-    training: Optional[dict[str, Any]] = None  # the adapter's evalkit.json (config, data hashes, ...)
-    training_log: tuple[dict[str, Any], ...] = ()  # rows of training_log.jsonl
+    # the adapter's evalkit.json as written (validated against AdapterRecord on read)
+    training: Optional[dict[str, Any]] = field(default=None, metadata={"schema": "AdapterRecord"})
+    # rows of training_log.jsonl (each validated against TrainingLogRow on read)
+    training_log: tuple[dict[str, Any], ...] = field(default=(), metadata={"schema": "TrainingLogRow"})
 
 
 @dataclass(frozen=True)
@@ -216,7 +289,7 @@ class RunRecord:
     """results.json: everything `evalkit eval` / `evalkit score` measured for one target."""
 
     schema_version: int
-    kind: str  # "eval" | "score"
+    kind: Literal["eval", "score"]  # a model run, or predictions scored without a model
     target: Target
     summary: dict[str, float]  # metric name -> value (see evalkit/metrics/registry.py)
     verdict: Verdict
@@ -234,6 +307,17 @@ class RunRecord:
     audit: Optional[DataAudit] = None  # data audit of the train/val/suite files (audit.json's body)
     lm_eval: dict[str, LmEvalTask] = field(default_factory=dict)  # capability retention: lm-eval task name -> run
     engine: Optional[dict[str, Any]] = None  # which engine produced the record: {"name", "version", ...}
+
+    def value(self, name: str) -> Optional[float]:
+        """A finite summary value, or ``lm_eval.<task>.<metric>`` from ``lm_eval``; None when absent."""
+        v: Any = self.summary.get(name)
+        if v is None and name.startswith("lm_eval."):
+            _, task, metric = (name.split(".", 2) + ["", ""])[:3]
+            t = self.lm_eval.get(task)
+            metrics = t.get("metrics", t) if isinstance(t, dict) else getattr(t, "metrics", None)
+            v = metrics.get(metric) if isinstance(metrics, dict) else None
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return float(v) if ok else None
 
 
 @dataclass(frozen=True)
@@ -290,80 +374,184 @@ class Comparison:
     gate: Optional[GateResult] = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    def check(self) -> None:
+        """RecordError when the baseline is not a target or a target has no run (checked on read)."""
+        if self.baseline not in self.targets:
+            raise RecordError(f"comparison: baseline '{self.baseline}' is not one of its targets "
+                              f"{list(self.targets)}; re-create it with `evalkit compare`")
+        missing = [t for t in self.targets if t not in self.runs]
+        if missing:
+            raise RecordError(f"comparison: target '{missing[0]}' has no run record; re-create it with "
+                              f"`evalkit compare`")
+
 
 # ---------------------------------------------------------------- (de)serialization
+#
+# Reading is strict: a value of the wrong type, a non-finite number, a verdict level outside its
+# Literal, or a missing required field is a RecordError naming the file and the field. Unknown keys
+# are ignored (forward-compatible reads). Writing refuses NaN/Infinity (never non-standard JSON).
+
+_NUMBER = (int, float)
 
 
-def to_dict(record: Any) -> Any:
-    """Plain JSON types (tuples become lists)."""
-    if dataclasses.is_dataclass(record):
-        return {f.name: to_dict(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    if isinstance(record, dict):
-        return {str(k): to_dict(v) for k, v in record.items()}
-    if isinstance(record, (list, tuple)):
-        return [to_dict(v) for v in record]
-    return record
+class _FieldError(Exception):
+    def __init__(self, path: str, problem: str):
+        super().__init__(problem)
+        self.path, self.problem = path, problem
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, getattr(types, "UnionType", Union)):
-        if value is None:
-            return None
-        non_none = [a for a in args if a is not type(None)]
-        return _convert(non_none[0], value, where)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
-        return _build(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise RecordError(f"{where}: expected a list, got {type(value).__name__}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
-        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list"}.get(type(value), repr(value))
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+
+
+def _check_finite(value: Any, path: str) -> Any:
+    """Free-form (Any) values: any JSON, but numbers must be finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _FieldError(path, f"is {_nonfinite(value)}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, _join(path, k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, _join(path, i))
     return value
 
 
-def _build(cls: type, data: dict, where: str) -> Any:
-    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
-    kwargs = {}
+def _nonfinite(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return _check_finite(value, path)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        return _convert(next(a for a in args if a is not type(None)), value, path)
+    if origin is Literal:
+        if value not in args:
+            raise _FieldError(path, f"is {_describe(value)}, expected one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _FieldError(path, f"is {_describe(value)}, expected an object")
+        return _build(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _FieldError(path, f"is {_describe(value)}, expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, _join(path, i)) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise _FieldError(path, f"has {len(value)} items, expected {len(args)}")
+        return tuple(_convert(a, v, _join(path, i)) for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _FieldError(path, f"is {_describe(value)}, expected an object")
+        return {k: _convert(args[1], v, _join(path, k)) for k, v in value.items()}
+    if tp is float:
+        if not isinstance(value, _NUMBER) or isinstance(value, bool):
+            raise _FieldError(path, f"is {_describe(value)}, expected a number")
+        if not math.isfinite(value):
+            raise _FieldError(path, f"is {_nonfinite(value)}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _FieldError(path, f"is {_describe(value)}, expected a whole number")
+        return value
+    if tp in (str, bool) and not isinstance(value, tp):
+        raise _FieldError(path, f"is {_describe(value)}, expected {'text' if tp is str else 'true or false'}")
+    return value
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+
+
+def _build(cls: type, data: dict, path: str) -> Any:
+    data = getattr(cls, "_upgrade", lambda d: d)(data)
+    hints, kwargs = _hints(cls), {}
     for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise RecordError(f"{where}: missing required field '{f.name}'")
+        where = _join(path, f.name)
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise _FieldError(where, "is missing")
+            continue
+        value = _convert(hints[f.name], data[f.name], where)
+        schema = f.metadata.get("schema")
+        if schema is not None and value is not None:  # a free-form dict checked against its typed record
+            rows = value if isinstance(value, tuple) else (value,)
+            for i, row in enumerate(rows):
+                _convert(globals()[schema], row, _join(where, i) if isinstance(value, tuple) else where)
+        kwargs[f.name] = value
     return cls(**kwargs)
 
 
+_REMEDY = {"RunRecord": "`evalkit eval …` (or `evalkit score …`)", "Comparison": "`evalkit compare …`",
+           "AdapterRecord": "`evalkit train …`"}
+
+
 def from_dict(cls: type, data: dict, where: str = "record") -> Any:
-    """Build a record from plain JSON types. Unknown keys are ignored (forward-compatible reads)."""
+    """Build a record from plain JSON types; RecordError names ``where`` and the bad field."""
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise RecordError(
             f"{where}: written by a newer evalkit (schema_version {version}, this evalkit reads "
             f"up to {SCHEMA_VERSION}); upgrade evalkit to read it"
         )
-    return _build(cls, data, where)
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {_describe(data)}")
+    try:
+        return _build(cls, data, "")
+    except _FieldError as e:
+        if cls is RunRecord and data.get("kind") == "score":
+            remedy = "`evalkit score …`"
+        else:
+            remedy = _REMEDY.get(cls.__name__, "evalkit")
+        raise RecordError(f"{where}: field `{e.path}` {e.problem}; the record is corrupt, re-create it "
+                          f"with {remedy}") from None
+
+
+def to_dict(record: Any, path: str = "") -> Any:
+    """Plain JSON types (tuples become lists). A NaN/Infinity is a bug upstream: ValueError naming the field."""
+    if dataclasses.is_dataclass(record):
+        return {f.name: to_dict(getattr(record, f.name), _join(path, f.name)) for f in dataclasses.fields(record)}
+    if isinstance(record, dict):
+        return {str(k): to_dict(v, _join(path, k)) for k, v in record.items()}
+    if isinstance(record, (list, tuple)):
+        return [to_dict(v, _join(path, i)) for i, v in enumerate(record)]
+    if isinstance(record, float) and not math.isfinite(record):
+        raise ValueError(f"field `{path}` is {_nonfinite(record)}: a computation produced a non-finite number; "
+                         f"records never hold NaN/Infinity (leave the metric out or fix its computation)")
+    return record
+
+
+def _read_json(path: Path, what: str, remedy: str) -> Any:
+    if not path.is_file():
+        raise RecordError(f"{path}: no such file; run {remedy} to create it")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda c: float(c))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(f"{path}: not valid JSON ({e}); {what} is corrupt, re-create it with {remedy}") from None
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def _load(path: Path, cls: type) -> Any:
     path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"{path}: no such file; run `evalkit eval`, `score` or `compare` to create it")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RecordError(f"{path}: not valid JSON ({e}); re-create it with evalkit") from None
+    data = _read_json(path, "the record", "`evalkit eval`, `score` or `compare`")
     if not isinstance(data, dict) or "schema_version" not in data:
         raise RecordError(f"{path}: not an evalkit record (no schema_version)")
     return from_dict(cls, data, where=str(path))
@@ -374,9 +562,92 @@ def load_run(path: Path) -> RunRecord:
 
 
 def load_comparison(path: Path) -> Comparison:
-    return _load(path, Comparison)
+    comparison = _load(path, Comparison)
+    try:
+        comparison.check()
+    except RecordError as e:
+        raise RecordError(f"{path}: {str(e).removeprefix('comparison: ')}") from None
+    return comparison
 
 
 def save_record(record: Any, path: Path) -> None:
-    """Write a record as JSON atomically (never a half-written file)."""
+    """Write a record as JSON atomically (never a half-written file, never NaN)."""
     write_json_atomic(Path(path), to_dict(record))
+
+
+ADAPTER_RECORD = "evalkit.json"
+TRAINING_LOG = "training_log.jsonl"
+
+
+def read_adapter_record(folder: Path) -> Optional[AdapterRecord]:
+    """The adapter folder's evalkit.json, or None when absent; RecordError (exit 2) when corrupt."""
+    path = Path(folder) / ADAPTER_RECORD
+    if not path.exists():
+        return None
+    data = _read_json(path, "the adapter record", "`evalkit train`")
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: not an evalkit adapter record (expected a JSON object); re-create it with "
+                          f"`evalkit train …` or remove the file")
+    return from_dict(AdapterRecord, data, where=str(path))
+
+
+def read_training_log(folder: Path) -> tuple[TrainingLogRow, ...]:
+    """Rows of the folder's training_log.jsonl (none when absent). A torn last line (a killed run) is skipped."""
+    path = Path(folder) / TRAINING_LOG
+    if not path.is_file():
+        return ()
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    rows = []
+    for i, line in enumerate(lines, start=1):
+        try:
+            data = json.loads(line, parse_constant=lambda c: float(c))
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            raise RecordError(f"{path}:{i}: not valid JSON; the training log is corrupt, re-create it with "
+                              f"`evalkit train …`") from None
+        rows.append(from_dict(TrainingLogRow, data, where=f"{path}:{i}"))
+    return tuple(rows)
+
+
+# ---------------------------------------------------------------- schema, from the types
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return "any JSON"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + " or null"
+    if origin is Literal:
+        return " \\| ".join(f'"{a}"' for a in args)
+    if origin is tuple:
+        return f"[{', '.join(map(_type_name, args))}]" if args[-1] is not Ellipsis else f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"{{{_type_name(args[0])}: {_type_name(args[1])}}}"
+    if dataclasses.is_dataclass(tp):
+        return tp.__name__
+    return {float: "number", int: "int", str: "str", bool: "bool"}.get(tp, str(tp))
+
+
+def schema_markdown() -> str:
+    """Every record type and field, generated from the dataclasses (``python -m evalkit.records --schema``)."""
+    out = [f"schema_version {SCHEMA_VERSION}", ""]
+    for name in ("RunRecord", "Target", "Sample", "Memorization", "LossExample", "MembershipExample",
+                 "ExtractionExample", "Verdict", "Reason", "Notice", "Comparison", "Delta", "GateResult",
+                 "RuleResult", "AdapterRecord", "BaseModelInfo", "DataFileInfo", "TrainingLogRow"):
+        cls = globals()[name]
+        out += [f"## {name}", "", "| field | type | required |", "|---|---|---|"]
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            schema = f" (each checked as {f.metadata['schema']})" if "schema" in f.metadata else ""
+            out.append(f"| `{f.name}` | {_type_name(hints[f.name])}{schema} | {'yes' if required else ''} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m evalkit.records --schema")
+    print(schema_markdown())

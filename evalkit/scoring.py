@@ -24,7 +24,7 @@ from .memorization.span_index import VERBATIM_MIN_TOKENS, SpanIndex, span_words,
 from .metrics.defects import DEFECT_FLAGS, defect_flags
 from .metrics.diversity import distinct_n, mode_collapse
 from .metrics.novelty import NoveltyIndex
-from .metrics.registry import NOVELTY_NS
+from .metrics.registry import NOVELTY_NS, per_sample_metrics
 from .metrics.rouge import ROUGE_TYPES, rouge_scores
 from .records import Memorization, Sample
 from .stats import bootstrap_ci, resampled_rows_ci
@@ -106,6 +106,10 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
         metrics: dict[str, float] = {}
         if item.reference is not None:
             metrics.update(rouge_scores(item.prediction, item.reference))
+            for spec in per_sample_metrics():  # registered per-answer metrics (evalkit/metrics/spec.py)
+                value = spec.per_sample(item.prediction, item.reference)
+                if value is not None:
+                    metrics[spec.name] = float(value)
         flags = list(defect_flags(item.prediction, hit_max_tokens=item.hit_max_tokens))
         memo = None
         if train is not None:
@@ -125,6 +129,11 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
     summary: dict[str, float] = {"n_samples": float(n)}
     intervals: dict[str, tuple[float, float]] = {}
     counts: dict[str, int] = {}
+    for spec in per_sample_metrics():
+        vals = per_metric.get(spec.name, [])
+        if vals:
+            summary[spec.name] = float(np.mean(vals))
+            intervals[spec.name], counts[spec.name] = bootstrap_ci(vals, n_boot=n_boot, seed=seed), len(vals)
     for name in ROUGE_TYPES:
         vals = per_metric.get(name, [])
         if vals:

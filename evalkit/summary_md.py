@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .metrics.registry import METRICS
+from .metrics.registry import METRICS, key_metrics
+from .numbers import fmt_fixed, fmt_p
 from .records import Comparison, Delta, Reason
 from .report.formatting import fmt_interval, fmt_num
 from .report.sections.common import TargetHead, level_of
@@ -20,8 +21,7 @@ from .report.sections.sweep import SWEEP_MIN, build_sweep
 
 __all__ = ["to_summary_md", "md_escape", "reason_text", "KEY_METRICS"]
 
-KEY_METRICS = ("rougeL", "loss_gap", "mia_auc", "verbatim_rate", "near_verbatim_rate", "extraction_rate",
-               "novelty_4", "distinct_2")
+KEY_METRICS = key_metrics()  # the registry's headline figures, in their order
 MAX_REASONS = 3  # per target in the verdict table
 MAX_FAILED_RULES = 10  # listed under the gate line
 
@@ -39,14 +39,10 @@ def md_escape(text: object) -> str:
 
 
 def _num(v: Optional[float], signed: bool = False) -> str:
-    if v is None:
-        return "–"
-    s = f"{v:+.3f}" if signed else f"{v:.3f}"
-    return s.replace("-", "−")
+    return fmt_fixed(v, signed=signed, missing="–", minus="−")
 
 
-def _p(p: float) -> str:
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+_p = fmt_p
 
 
 def reason_text(r: Reason) -> str:

@@ -416,7 +416,7 @@ def make_run(name: str, *, n: int = 20, seed: int = 0, rouge_shift: float = 0.0,
 GOLDEN_DIR = Path(__file__).parent / "golden"
 FAILED_GOLDEN_DIR = Path(__file__).parent / "_failed_golden"
 REGEN_ENV = "EVALKIT_REGEN_GOLDEN"
-VOLATILE_KEYS = frozenset({"created_at", "evalkit_version", "versions", "path", "duration_s", "elapsed_s"})
+VOLATILE_KEYS = frozenset({"created_at", "evalkit_version", "versions", "path", "duration_s", "elapsed_s", "host"})
 
 
 def standard_runs(n: int = 12) -> list[RunRecord]:

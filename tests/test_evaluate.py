@@ -75,7 +75,7 @@ def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_pa
                  "--suite", str(mini_data["suite_en"]), "--suite", str(mini_data["suite_ko"]),
                  "--train-data", str(mini_data["train"]), "--val-data", str(mini_data["val"]), *FAST_ARGS]) == 0
     raw = json.loads((out / "results.json").read_text("utf-8"))
-    assert raw["schema_version"] == 1 and raw["kind"] == "eval" and raw["target"]["name"] == "light"
+    assert raw["schema_version"] == 2 and raw["kind"] == "eval" and raw["target"]["name"] == "light"
     for key in ("train_loss", "val_loss", "heldout_loss", "loss_gap", "train_ppl", "rougeL", "rougeLsum",
                 "novelty_4", "reference_novelty_4", "distinct_1", "distinct_2", "mode_collapse_rate",
                 "verbatim_rate", "near_verbatim_rate", "extraction_rate", "heldout_extraction_rate", "mia_auc",

@@ -33,6 +33,7 @@ from evalkit.records import (
     save_record,
     to_dict,
 )
+from evalkit.thresholds import Thresholds
 from tests.fakes import make_run
 
 
@@ -158,9 +159,13 @@ def test_default_gate_has_the_documented_rules():
     g = default_gate()
     assert g.source == "default" and g.significance == 0.05
     assert [r.text for r in g.rules] == [
-        "verbatim_rate <= 0.05", "near_verbatim_rate <= 0.05", "mia_auc <= 0.75", "loss_gap <= 0.5",
+        "verbatim_rate <= verbatim_rate_overfit", "near_verbatim_rate <= near_verbatim_rate_overfit",
+        "mia_auc <= mia_auc_overfit", "loss_gap <= loss_gap_overfit",
         "template_leak_rate <= 0.0", "escaped_newline_rate <= 0.0", "rougeL >= baseline.rougeL - 0.02"]
-    assert [r.text for r in g.rules if r.optional] == ["mia_auc <= 0.75", "loss_gap <= 0.5"]
+    assert [r.text for r in g.rules if r.optional] == ["mia_auc <= mia_auc_overfit", "loss_gap <= loss_gap_overfit"]
+    # one limit per metric: the gate reads the verdict's thresholds (evalkit/policies/verdict.toml)
+    assert [r.right for r in g.rules[:4]] == [Num(0.05), Num(0.05), Num(0.75), Num(0.5)]
+    assert default_gate({**Thresholds(), "mia_auc_overfit": 0.9}).rules[2].right == Num(0.9)
 
 
 # ---------------------------------------------------------------- judging
@@ -280,10 +285,9 @@ def test_nonfinite_summary_value_counts_as_missing_and_division_by_zero_fails():
 
 def test_evaluate_gate_accepts_runs_and_orders_rule_major():
     runs = [make_run("base", target_kind="base"), make_run("a", seed=1), make_run("b", seed=2, copy_rate=0.3)]
-    res = evaluate_gate(default_gate(), runs)
-    assert [(r.rule, r.candidate) for r in res.rules[:4]] == [
-        ("verbatim_rate <= 0.05", "a"), ("verbatim_rate <= 0.05", "b"),
-        ("near_verbatim_rate <= 0.05", "a"), ("near_verbatim_rate <= 0.05", "b")]
+    res = compare_runs(runs, gate=default_gate(), n_boot=200).gate
+    v, nv = "verbatim_rate <= verbatim_rate_overfit", "near_verbatim_rate <= near_verbatim_rate_overfit"
+    assert [(r.rule, r.candidate) for r in res.rules[:4]] == [(v, "a"), (v, "b"), (nv, "a"), (nv, "b")]
     assert len(res.rules) == 7 * 2
     assert not res.passed
     assert {r.candidate for r in res.rules if not r.passed} == {"b"}
@@ -307,7 +311,7 @@ def stored(tmp_path_factory):
 def test_cli_exit_0_when_every_rule_passes(stored, capsys):
     assert main(["gate", str(stored / "good.json")]) == 0
     out = capsys.readouterr().out
-    assert "gate default: PASSED" in out and "verbatim_rate <= 0.05" in out
+    assert "gate default: PASSED" in out and "verbatim_rate = 0 <= 0.05 for 'gentle'" in out
 
 
 def test_cli_exit_1_when_a_rule_fails_and_writes_junit_and_summary(stored, tmp_path, capsys):
@@ -407,7 +411,7 @@ def _arith():
 def test_rule_arithmetic_matches_python_precedence():
     from hypothesis import given, settings
 
-    from evalkit.gate import _eval
+    from evalkit.policy import evaluate as _eval
 
     @settings(max_examples=120, deadline=None)
     @given(_arith())
@@ -434,6 +438,6 @@ def test_rule_arithmetic_matches_python_precedence():
     "baseline.rougeL / (2 * 0.5)", "baseline.rougeL * 0.5 + 0.1", "-(baseline.rougeL + 1)", "-baseline.rougeL",
 ])
 def test_messages_show_the_threshold_expression_faithfully(expr):
-    from evalkit.gate import _show
-
-    assert _show(parse_rule(f"rougeL >= {expr}").right) == expr
+    c = comparison(run("base", rougeL=0.5), run("cand", rougeL=0.0))
+    r = evaluate_gate(spec(f"rougeL >= {expr}"), c).rules[0]
+    assert r.message.endswith(f" ({expr}) for 'cand'")

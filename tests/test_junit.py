@@ -47,10 +47,10 @@ def test_failures_skips_and_counts_match_the_gate(comp):
     assert int(suite.get("failures")) == len(failed_rules) + len(overfit) == len(suite.findall(".//failure"))
     assert int(suite.get("skipped")) == 2 == len(suite.findall(".//skipped"))  # mia_auc, loss_gap on the score run
     assert suite.get("errors") == "0"
-    verb = [c for c in cases(root, "evalkit.gate.seedlike") if c.get("name") == "verbatim_rate <= 0.05"][0]
+    verb = [c for c in cases(root, "evalkit.gate.seedlike") if c.get("name") == "verbatim_rate <= verbatim_rate_overfit"][0]
     fail = verb.find("failure")
     assert fail.get("message") == "verbatim_rate = 0.3333 > 0.05 for 'seedlike'"
-    skipped = [c for c in cases(root, "evalkit.gate.gpt-4o-mini") if c.get("name") == "mia_auc <= 0.75"][0]
+    skipped = [c for c in cases(root, "evalkit.gate.gpt-4o-mini") if c.get("name") == "mia_auc <= mia_auc_overfit"][0]
     assert skipped.find("skipped").get("message").startswith("skipped: mia_auc")
 
 

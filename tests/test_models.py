@@ -166,13 +166,7 @@ def test_adapter_hash_and_meta(tmp_path):
     assert M.adapter_hash(a) == h
     (a / "adapter_config.json").write_text('{"r": 16}')
     assert M.adapter_hash(a) != h
-    assert M.read_adapter_meta(a) is None
-    (a / "evalkit.json").write_text(json.dumps({"base": {"content_hash": "abc", "identity": "X"}}))
-    assert M.adapter_base_hash(M.read_adapter_meta(a)) == ("abc", "X")
-    assert M.adapter_base_hash({"base_hash": "def", "base_model": "Y"}) == ("def", "Y")
-    (a / "evalkit.json").write_text("{oops")
-    with pytest.raises(ModelError, match="evalkit.json: not valid JSON"):
-        M.read_adapter_meta(a)
+    # evalkit.json is read by records.read_adapter_record (tests/test_records.py)
 
 
 @pytest.mark.slow

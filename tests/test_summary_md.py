@@ -26,7 +26,7 @@ def test_gate_line_verdicts_and_pointers(comp):
     md = to_summary_md(comp)
     assert md.splitlines()[2].startswith("**Gate: FAIL**")
     assert "2 skipped" in md
-    assert "- ✗ verbatim\\_rate <= 0.05 — verbatim\\_rate = 0.3333 > 0.05 for 'seedlike'" in md
+    assert "- ✗ verbatim\\_rate <= verbatim\\_rate\\_overfit — verbatim\\_rate = 0.3333 > 0.05 for 'seedlike'" in md
     assert "| seedlike | candidate | **overfit** |" in md
     assert "| base | baseline | ok | — |" in md
     assert "[report.html](report.html)" in md

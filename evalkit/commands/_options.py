@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import defaults
+
 __all__ = ["add_model_options", "add_engine_options", "add_threshold_options", "add_json_option", "add_lm_eval_options",
-           "settings_from", "thresholds_from", "engine_kwargs_from", "lm_eval_from", "report_comparison"]
+           "settings_from", "thresholds_from", "engine_kwargs_from", "lm_eval_from", "report_comparison",
+           "rejudged"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -39,7 +42,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="tokens generated per answer (default: fitted to the data -- the longest reference answer "
                         "plus a quarter and 16, at most 512; the value is printed)")
-    s.add_argument("--batch-size", type=int, default=16, help="prompts per generation / scoring batch")
+    s.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, help="prompts per generation / scoring batch")
     s.add_argument("--limit", type=int, default=None, metavar="N",
                    help="smoke run: only the first N prompts of each suite (and at most N training / validation "
                         "examples and extraction prompts) (default: all)")
@@ -48,9 +51,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature with --sample")
     s.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass with --sample")
     s.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets and bootstrap intervals")
-    s.add_argument("--train-sample", type=int, default=100,
+    s.add_argument("--train-sample", type=int, default=defaults.TRAIN_SAMPLE,
                    help="training examples scored for the loss gap and membership inference")
-    s.add_argument("--extraction-n", type=int, default=32, help="training prompts used for the extraction test")
+    s.add_argument("--extraction-n", type=int, default=defaults.EXTRACTION_N, help="training prompts used for the extraction test")
     s.add_argument("--max-length", type=int, default=None,
                    help="max tokens of a scored conversation (default: the adapter's training max_length, else 512)")
     s.add_argument("--minkpp", action="store_true",
@@ -103,11 +106,15 @@ def lm_eval_from(args):
                                    args.lm_eval_chat_template)
 
 
-def add_threshold_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("verdict thresholds (see docs/verdict.md)")
+def add_threshold_options(p: argparse.ArgumentParser, rejudge: bool = False) -> None:
+    g = p.add_argument_group("verdict thresholds (see docs/verdict.md)" + (
+        "; given, every stored verdict is re-derived from the record's summary, intervals and n" if rejudge else ""))
     g.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of name = value thresholds")
     g.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help="override one threshold, e.g. loss_gap_overfit=0.8; repeatable")
+    if rejudge:
+        g.add_argument("--verdict-rules", type=Path, metavar="FILE", default=None,
+                       help="verdict rules file in the format of evalkit/policies/verdict.toml")
 
 
 def settings_from(args):
@@ -126,6 +133,18 @@ def thresholds_from(args):
     from ..thresholds import load_thresholds
 
     return load_thresholds(args.thresholds, args.threshold)
+
+
+def rejudged(args, record):
+    """(record with its verdicts re-derived, thresholds) when --threshold/--thresholds/--verdict-rules were given,
+    else (record, None): a stored record keeps the verdict it was written with."""
+    if not (args.thresholds or args.threshold or args.verdict_rules):
+        return record, None
+    from ..verdict import load_rules, rejudge_record
+
+    th = thresholds_from(args)
+    rules = load_rules(args.verdict_rules, th) if args.verdict_rules else None
+    return rejudge_record(record, th, rules), th
 
 
 def engine_kwargs_from(args) -> dict:

@@ -48,7 +48,8 @@ def run(args) -> int:
     specs = parse_targets(args.targets, minimum=2)
     stored = read_stored(specs)  # a corrupt or newer results.json fails now, not after the first evaluation
     inputs = read_inputs(specs, args)
-    gate = None if args.no_gate else (load_gate(args.gate) if args.gate else default_gate())
+    # the gate names verdict thresholds (one limit per metric): --threshold moves both
+    gate = None if args.no_gate else (load_gate(args.gate, thresholds) if args.gate else default_gate(thresholds))
     check_out_dir(args.out)
     engine = None
     if inputs:

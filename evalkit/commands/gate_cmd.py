@@ -2,6 +2,7 @@
 
   evalkit gate reports/run1/comparison.json                       # the default gate
   evalkit gate comparison.json --gate ci/gate.toml --junit junit.xml --summary summary.md
+  evalkit gate comparison.json --threshold verbatim_rate_overfit=0.1   # re-derive verdicts and gate limits
 
 The gate's rules are checked for every candidate (every target except the baseline, the first
 one) using the summaries and paired deltas stored in the comparison. A gate file is TOML:
@@ -28,6 +29,7 @@ from pathlib import Path
 from ..gate import default_gate, evaluate_gate, load_gate
 from ..outputs import check_out_file, write_file
 from ..records import GateResult, load_comparison
+from ._options import add_threshold_options, rejudged
 
 __all__ = ["register", "run", "format_table"]
 
@@ -47,6 +49,7 @@ def register(sub):
                    help="also write the result as JUnit XML (one testcase per rule and candidate)")
     p.add_argument("--summary", metavar="PATH", type=Path, default=None,
                    help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    add_threshold_options(p, rejudge=True)
     p.set_defaults(func=run)
     return p
 
@@ -74,7 +77,8 @@ def format_table(result: GateResult) -> str:
 
 def run(args) -> int:
     comparison = load_comparison(args.comparison)  # RecordError (exit 2) when unreadable or newer
-    spec = load_gate(args.gate) if args.gate is not None else default_gate()  # GateError (exit 2)
+    comparison, th = rejudged(args, comparison)  # other thresholds / rules: verdicts re-derived, gate limits too
+    spec = load_gate(args.gate, th) if args.gate is not None else default_gate(th)  # GateError (exit 2)
     for path, option in ((args.junit, "--junit"), (args.summary, "--summary")):
         if path is not None:
             check_out_file(path, option)

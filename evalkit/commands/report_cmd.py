@@ -3,6 +3,7 @@
   evalkit report reports/run1                         # -> reports/run1/report.html
   evalkit report reports/run1 --out /tmp/review.html
   evalkit report reports/run1/results.json            # a single-target report
+  evalkit report reports/run1 --threshold mia_auc_overfit=0.7   # verdicts re-derived with other limits
 
 DIR is a folder written by `evalkit compare` (comparison.json), `evalkit eval` or `evalkit score`
 (results.json); when both files are there, comparison.json wins. A path to either JSON file works too.
@@ -21,6 +22,7 @@ from typing import Union
 
 from ..errors import RecordError
 from ..records import Comparison, RunRecord, load_comparison, load_run
+from ._options import add_threshold_options, rejudged
 
 __all__ = ["register", "run", "find_record", "load_record"]
 
@@ -38,6 +40,7 @@ def register(sub):
                    help=f"folder holding {COMPARISON} or {RESULTS} (or the path of one of those files)")
     p.add_argument("--out", metavar="FILE", type=Path, default=None,
                    help="where to write the HTML (default: DIR/report.html)")
+    add_threshold_options(p, rejudge=True)
     p.set_defaults(func=run)
     return p
 
@@ -73,7 +76,7 @@ def run(args) -> int:
     from ..report.render import render_report  # jinja2 is imported only when a report is rendered
 
     source = find_record(args.dir)
-    record = load_record(source)
+    record, _ = rejudged(args, load_record(source))  # --threshold & co: verdicts re-derived from the record
     out = args.out if args.out is not None else source.parent / "report.html"
     if out.is_dir():
         out = out / "report.html"

