@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ModelError",
+    "EndpointError",
     "CacheError",
     "GateError",
     "RecordError",
@@ -43,6 +44,10 @@ class DataError(EvalkitError):
 
 class ModelError(EvalkitError):
     """A base model or adapter cannot be found, loaded or matched."""
+
+
+class EndpointError(EvalkitError):
+    """An OpenAI-compatible endpoint is unreachable, refuses us, or answers something unreadable."""
 
 
 class CacheError(EvalkitError):

@@ -34,6 +34,7 @@ from .audit import catalog_names
 from .data import (OVERRIDE_FLAG, Conversation, PromptItem, bundled_path, load_conversations, load_predictions,
                    load_suite, membership_files, recorded_members)
 from .errors import DataError, ModelError
+from .engines.base import MINKPP_NOT_MEASURED, has_distribution
 from .generalization import eval_audit, skeleton_replay, transfer_figures
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target,
                       read_adapter_record, read_training_log, to_dict)
@@ -179,7 +180,7 @@ def load_inputs(target: str | Path, *, suites: Sequence[Path] | None = None, tra
     its data (evalkit.json) is measured on that data only: a missing file, another sha256 or training ids
     absent from the file are a DataError unless ``allow_membership_mismatch`` (data.membership_files).
     """
-    adapter = None if str(target) == "base" else Path(target)
+    adapter = None if str(target) == "base" or str(target).startswith("openai:") else Path(target)
     if adapter is not None and not adapter.is_dir():
         raise ModelError(f"{adapter}: no such adapter folder; pass an adapter folder from `evalkit train` or 'base'")
     meta = _training_meta(adapter)
@@ -261,7 +262,7 @@ def _membership(members, nonmembers, *, is_base: bool, seed: int) -> list[Member
     for k, (is_member, conv, s) in enumerate(rows):
         t = s.target
         scores = {"loss": loss_score(t.nll), "zlib": zlib_score(t.nll, conv.answer)}
-        if t.mu is not None and t.sigma is not None:
+        if has_distribution(t):  # engines that return only reference-token log-probs cannot give Min-K%++
             scores["minkpp"] = minkpp_score(t.logprobs, t.mu, t.sigma)
         if s.base is not None:
             scores["base_loss"] = loss_score(s.base.nll)  # the null: the same score, the base model alone
@@ -381,7 +382,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     allow_pickle: bool = False, name: Optional[str] = None,
                     inputs: Optional[EvalInputs] = None, allow_membership_mismatch: bool = False,
                     lm_eval: Optional[LmEvalSpec] = None) -> RunRecord:
-    """Evaluate one target ("base" or an adapter folder) with an already-loaded engine.
+    """Evaluate one target ("base", an adapter folder, or "openai:NAME" for an endpoint engine) with an
+    already-loaded engine (:class:`evalkit.engines.base.Engine`).
 
     ``inputs``: from :func:`load_inputs` (the command's preflight, which checks membership integrity);
     read here when not given. A membership mismatch measured anyway is a ``membership_override`` notice.
@@ -390,13 +392,15 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     from .runtime.models import adapter_hash
 
     is_base = str(target) == "base"
-    adapter = None if is_base else Path(target)
+    served = str(target)[len("openai:"):] if str(target).startswith("openai:") else None
+    adapter = None if is_base or served else Path(target)
     if inputs is None:
         inputs = load_inputs(target, suites=suites, train_data=train_data, val_data=val_data,
                              allow_membership_mismatch=allow_membership_mismatch)
     meta = inputs.meta
     settings = replace(settings, max_length=max_length_for(settings, meta))
-    engine.use(adapter, allow_pickle=allow_pickle)
+    engine.use(served if served else adapter, allow_pickle=allow_pickle)
+    engine_notices = [Notice("not_measured", m) for m in getattr(engine, "not_measured", ())]
 
     prompt_items, train, val, members, files = inputs.prompts, inputs.train, inputs.val, inputs.members, inputs.files
     notices = [Notice("membership_override", f"{OVERRIDE_FLAG}: {p}; membership-based figures (loss gaps, MIA, "
@@ -420,9 +424,9 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     nonmember_sample = _sample(val, settings.train_sample, settings.seed)
     heldout_convs = [Conversation(p.id, tuple(p.messages) + ({"role": "assistant", "content": p.reference},),
                                   p.challenge_ids, p.source) for p in prompt_items]
-    tr = _loss_examples(engine, member_sample, settings)
-    va = _loss_examples(engine, nonmember_sample, settings)
-    ho = _loss_examples(engine, heldout_convs, settings)
+    can_score = getattr(engine, "can_score", True)
+    tr, va, ho = ((_loss_examples(engine, convs, settings) for convs in (member_sample, nonmember_sample,
+                                                                         heldout_convs)) if can_score else ([], [], []))
     losses = [LossExample(c.id, split, float(s.target.nll), None if s.base is None else float(s.base.nll),
                           int(s.target.n_tokens)) for split, pairs in (("train", tr), ("val", va), ("heldout", ho))
               for c, s in pairs]
@@ -449,6 +453,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                     for s in text.samples)
 
     membership = _membership(tr, va, is_base=is_base, seed=settings.seed)
+    if settings.minkpp and membership and not any("minkpp" in m.scores for m in membership):
+        engine_notices.append(Notice("not_measured", MINKPP_NOT_MEASURED.format(engine=getattr(engine, "name", "?"))))
     curves = dict(text.curves)
     mia_summary, mia_intervals, mia_n, curves["roc"], mia_info, mia_notices = _mia_figures(
         membership, settings, is_base=is_base)
@@ -465,8 +471,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     ext_tokens = max(settings.max_new_tokens, longest)
     extraction = [e for split, pairs in ext_pairs.items()
                   for e in _extraction(engine, [c for c, _ in pairs], split, settings, ext_tokens)] if ext_n else []
-    for part in _extraction_figures(extraction, settings), _canaries(engine, meta, {c.id: c for c in train},
-                                                                      settings):
+    canaries = _canaries(engine, meta, {c.id: c for c in train}, settings) if can_score else ({}, {}, {})
+    for part in _extraction_figures(extraction, settings), canaries:
         summary.update(part[0])
         intervals.update(part[1])
         n.update(part[2])
@@ -500,10 +506,10 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     th = thresholds or Thresholds()
     base_ref = engine.base_ref
     tgt = Target(
-        name=name or ("base" if is_base else adapter.resolve().name),
-        kind="base" if is_base else "adapter",
-        path=None if is_base else str(adapter),
-        adapter_hash=None if is_base else adapter_hash(adapter),
+        name=name or ("base" if is_base else served or adapter.resolve().name),
+        kind="base" if is_base else "endpoint" if served else "adapter",
+        path=None if is_base else str(target) if served else str(adapter),
+        adapter_hash=None if adapter is None else adapter_hash(adapter),
         base_model=base_ref.identity,
         base_hash=base_ref.content_hash,
         training=meta,
@@ -523,7 +529,8 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   "not_measured": dict(mia_info.get("not_measured", {})),
                   **({"lm_eval": lm_eval.settings()} if lm_eval is not None else {})},
         provenance=provenance({"engine": engine.describe()}),
-        n=n, notices=tuple(notices), lm_eval=lm_tasks,
+        n=n, notices=(*notices, *engine_notices), lm_eval=lm_tasks,
+        engine={"name": getattr(engine, "name", "hf"), "version": getattr(engine, "version", None)},
     )
 
 

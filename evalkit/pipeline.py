@@ -1,7 +1,8 @@
 """Targets -> run records, with one base-model load for every model target.
 
-A target is ``base``, an adapter folder (``adapter_config.json``), or a folder/file holding a
-``results.json`` from an earlier ``evalkit eval`` / ``score`` (then nothing is recomputed).
+A target is ``base``, an adapter folder (``adapter_config.json``), ``openai:NAME`` (a model served by the
+OpenAI-compatible server at ``--endpoint``), or a folder/file holding a ``results.json`` from an earlier
+``evalkit eval`` / ``score`` (then nothing is recomputed).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["TargetSpec", "parse_targets", "evaluate_targets", "engine_for"]
 @dataclass(frozen=True)
 class TargetSpec:
     raw: str
-    kind: str  # "base" | "adapter" | "results"
+    kind: str  # "base" | "adapter" | "endpoint" | "results"
     path: Optional[Path]
     name: str
 
@@ -28,6 +29,11 @@ class TargetSpec:
 def _classify(raw: str) -> TargetSpec:
     if raw == "base":
         return TargetSpec(raw, "base", None, "base")
+    if raw.startswith("openai:"):
+        if not raw[len("openai:"):]:
+            raise ConfigError(f"{raw}: no model name after 'openai:'; write openai:NAME with a name the "
+                              "endpoint's /v1/models lists")
+        return TargetSpec(raw, "endpoint", None, raw[len("openai:"):])
     p = Path(raw)
     if p.is_file() and p.name.endswith(".json"):
         return TargetSpec(raw, "results", p, p.parent.resolve().name)
@@ -61,10 +67,36 @@ def _adapter_base_spec(path: Path) -> Optional[str]:
     return record.base.spec if record else None
 
 
-def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs):
-    """One Engine for every model target; the base comes from --base or the adapters' evalkit.json."""
-    from .runtime.engine import Engine
+def _endpoint_engine(specs: Sequence[TargetSpec], base: Optional[str], endpoint: Optional[dict],
+                     engine_kwargs: dict):
+    """The endpoint client; with --base, that model's tokenizer lets it score through prompt log-probs."""
+    from .engines.openai_engine import EndpointEngine
 
+    local = [s.raw for s in specs if s.kind in ("base", "adapter")]
+    if local:
+        raise ConfigError(f"targets {', '.join(local)} are local models and the others are openai:NAME endpoint "
+                          "targets; evaluate them in separate runs and compare the stored results")
+    if not endpoint or not endpoint.get("url"):
+        raise ConfigError("openai:NAME targets need --endpoint URL (an OpenAI-compatible server, e.g. "
+                          "http://127.0.0.1:8000/v1)")
+    tokenizer = None
+    if base is not None:
+        from .runtime.models import load_tokenizer, resolve_base
+
+        tokenizer = load_tokenizer(resolve_base(base, allow_pickle=engine_kwargs.get("allow_pickle", False)),
+                                   chat_template_from_config=engine_kwargs.get("chat_template_from_config", False),
+                                   trust_remote_code=engine_kwargs.get("trust_remote_code", False))
+    return EndpointEngine(**endpoint, tokenizer=tokenizer)
+
+
+def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs):
+    """One engine for every model target (evalkit.engines.base.Engine): --engine hf|vllm for local targets,
+    the endpoint client for openai:NAME targets; the base comes from --base or the adapters' evalkit.json."""
+    name = engine_kwargs.pop("engine", "hf")
+    endpoint = engine_kwargs.pop("endpoint", None)
+    vllm_options = engine_kwargs.pop("vllm", None) or {}
+    if any(s.kind == "endpoint" for s in specs):
+        return _endpoint_engine(specs, base, endpoint, engine_kwargs)
     model_specs = [s for s in specs if s.kind in ("base", "adapter")]
     if not model_specs:
         return None
@@ -76,7 +108,17 @@ def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs
             raise ModelError(f"the adapters were trained on different base models ({pairs}); "
                              "compare adapters of one base model, or pass --base to choose one")
         base = distinct.pop() if distinct else None
-    engine = Engine(base, **engine_kwargs)
+    if name == "vllm":
+        from .runtime.vllm_engine import VllmEngine
+
+        engine = VllmEngine(base, adapters=[s.path for s in model_specs if s.kind == "adapter"],
+                            include_base=any(s.kind == "base" for s in model_specs), **vllm_options,
+                            **engine_kwargs)
+    else:
+        from .runtime.data_parallel import from_environment
+        from .runtime.engine import Engine
+
+        engine = Engine(base, dp=from_environment(engine_kwargs.get("device")), **engine_kwargs)
     for warning in engine.warnings:  # chat-template traps (config.json template ignored, double BOS)
         print(f"evalkit: warning: {warning}", file=sys.stderr)
     return engine
@@ -104,7 +146,8 @@ def evaluate_targets(specs: Sequence[TargetSpec], *, engine_factory: Callable[[]
             engine = engine_factory()
         k += 1
         engine.progress_label = target_label(s.name, k, n_model)
-        runs.append(evaluate(engine, "base" if s.kind == "base" else s.path, name=s.name, inputs=inputs.get(s.raw)))
+        target = "base" if s.kind == "base" else s.raw if s.kind == "endpoint" else s.path
+        runs.append(evaluate(engine, target, name=s.name, inputs=inputs.get(s.raw)))
     return runs
 
 

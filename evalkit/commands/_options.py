@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .. import defaults
 
-__all__ = ["add_model_options", "add_threshold_options", "add_json_option", "add_lm_eval_options", "settings_from",
-           "thresholds_from", "engine_kwargs_from", "lm_eval_from", "report_comparison",
+__all__ = ["add_model_options", "add_engine_options", "add_threshold_options", "add_json_option", "add_lm_eval_options",
+           "settings_from", "thresholds_from", "engine_kwargs_from", "lm_eval_from", "report_comparison",
            "rejudged"]
 
 
@@ -37,6 +37,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="use a chat_template found in config.json (transformers ignores it there)")
     g.add_argument("--cache-dir", type=Path, help="evaluation cache (default: $EVALKIT_CACHE/runs)")
     g.add_argument("--no-cache", action="store_true", help="recompute everything and write nothing to the cache")
+    add_engine_options(p)
     s = p.add_argument_group("generation and scoring")
     s.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="tokens generated per answer (default: fitted to the data -- the longest reference answer "
@@ -66,6 +67,23 @@ def add_json_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the summary record as one JSON object on stdout (tables and notes go to stderr)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """--engine and the endpoint / vLLM settings (docs/engines.md)."""
+    g = p.add_argument_group("engine (docs/engines.md)")
+    g.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                   help="in-process engine: hf (transformers + peft, default) or vllm (needs the vLLM extra); "
+                        "targets written openai:NAME go to --endpoint instead")
+    g.add_argument("--endpoint", metavar="URL", help="OpenAI-compatible server for openai:NAME targets, "
+                                                     "e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--stream", action="store_true", help="read endpoint answers as server-sent events")
+    g.add_argument("--concurrency", type=int, default=8, help="endpoint requests in flight at once (default 8)")
+    g.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the endpoint's API key")
+    g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per model replica")
+    g.add_argument("--data-parallel-size", type=int, default=1, help="vLLM: model replicas")
+    g.add_argument("--max-lora-rank", type=int, default=None, help="vLLM: largest adapter rank (default: the "
+                                                                    "largest rank among the targets)")
 
 
 def add_lm_eval_options(p: argparse.ArgumentParser) -> None:
@@ -134,8 +152,16 @@ def engine_kwargs_from(args) -> dict:
 
     # False: no cache at all; Cache(None) is the default $EVALKIT_CACHE/runs
     cache = False if args.no_cache else Cache(args.cache_dir)
-    return dict(device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-                chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge)
+    kw = dict(device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+              chat_template_from_config=args.chat_template_from_config, cache=cache, merge=args.merge,
+              engine=args.engine)
+    if args.endpoint is not None:
+        kw["endpoint"] = dict(url=args.endpoint, stream=args.stream, concurrency=args.concurrency,
+                              api_key_env=args.api_key_env)
+    if args.engine == "vllm":
+        kw["vllm"] = dict(tensor_parallel_size=args.tensor_parallel_size,
+                          data_parallel_size=args.data_parallel_size, max_lora_rank=args.max_lora_rank)
+    return kw
 
 
 # ---------------------------------------------------------------- shared by several commands (commands never

@@ -22,10 +22,10 @@ def read_inputs(specs, args) -> dict:
     """raw target -> EvalInputs for every model target (DataError / ModelError on the first bad one)."""
     from ..evaluate import load_inputs
 
-    return {s.raw: load_inputs("base" if s.kind == "base" else s.path, suites=args.suite, train_data=args.train_data,
-                               val_data=args.val_data, limit=args.limit,
+    return {s.raw: load_inputs({"base": "base", "endpoint": s.raw}.get(s.kind, s.path), suites=args.suite,
+                               train_data=args.train_data, val_data=args.val_data, limit=args.limit,
                                allow_membership_mismatch=getattr(args, "allow_membership_mismatch", False))
-            for s in specs if s.kind in ("base", "adapter")}
+            for s in specs if s.kind in ("base", "adapter", "endpoint")}
 
 
 def read_stored(specs) -> dict:

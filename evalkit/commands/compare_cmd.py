@@ -60,6 +60,10 @@ def run(args) -> int:
     comparison = compare_targets(args.targets, gate=gate, settings=settings, thresholds=thresholds,
                                  allow_pickle=args.allow_pickle, stored=stored, inputs=inputs, engine=engine,
                                  lm_eval=lm_eval)
+    from ..runtime.data_parallel import is_main_process
+
+    if not is_main_process():  # data parallel: this rank computed its shards; rank 0 writes
+        return 0
     paths = write_comparison(comparison, args.out)
     if engine is not None and engine.cache is not None:
         info(engine.cache.summary())

@@ -20,6 +20,8 @@ def register(sub):
     p.add_argument("--base", help="base model (default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--fast", action="store_true", help="tiny step counts (for smoke tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                   help="engine that evaluates the trained adapters (vllm needs the vLLM extra, docs/engines.md)")
     p.set_defaults(func=run)
     return p
 
@@ -30,7 +32,8 @@ def run(args) -> int:
     from ._options import report_comparison
 
     t0 = time.time()
-    comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=redrawn_bars())
+    comparison = run_demo(args.out, base=args.base, fast=args.fast, progress=redrawn_bars(),
+                          engine_kwargs={"engine": args.engine})
     compare = args.out / "compare"
     report_comparison(comparison, {n: compare / n for n in ("comparison.json", "report.html", "summary.md",
                                                             "junit.xml")})

@@ -19,7 +19,7 @@ from ._options import add_model_options, engine_kwargs_from, lm_eval_from, setti
 def register(sub):
     p = sub.add_parser("eval", help="measure one adapter (or the base) on held-out prompts",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", help="adapter folder or 'base'")
+    p.add_argument("target", help="adapter folder, 'base', or openai:NAME (a model served at --endpoint)")
     p.add_argument("--out", type=Path, required=True, help="output folder for results.json and report.html")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -48,9 +48,13 @@ def run(args) -> int:
     settings = fit_to_model(engine, [inputs], settings, max_new_tokens_given=args.max_new_tokens is not None)
     engine.progress_label = target_label(spec.name, 1, 1)
 
-    record = evaluate_target(engine, "base" if spec.kind == "base" else spec.path, settings=settings,
-                             thresholds=thresholds, allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs,
-                             lm_eval=lm_eval)
+    target = {"base": "base", "endpoint": spec.raw}.get(spec.kind, spec.path)
+    record = evaluate_target(engine, target, settings=settings, thresholds=thresholds,
+                             allow_pickle=args.allow_pickle, name=spec.name, inputs=inputs, lm_eval=lm_eval)
+    from ..runtime.data_parallel import is_main_process
+
+    if not is_main_process():  # data parallel: this rank computed its shard; rank 0 writes
+        return 0
     paths = write_run(record, args.out)
     if engine.cache is not None:
         info(engine.cache.summary())

@@ -20,20 +20,20 @@ never altered, whatever the number of merges.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
-import numpy as np
-
-from ..cache import Cache, cache_key, decode_array, encode_array
+from ..cache import Cache, cache_key
+from ..engines.base import Generation, ScoredExample, TokenScores
+from ..engines.results_cache import (cached_compute, gen_from_json, gen_to_json, length_batches, messages_of,
+                                     scores_from_json, scores_to_json)
 from ..errors import ModelError
 from ..io import sha256_file
-from .chat_templates import TemplateInfo
-from .generate import Generation
+from .chat_templates import TemplateInfo, encode_conversation, encode_prompt
 from .generate import generate as _generate
-from .loss import SCORE_FORMAT, TokenScores
+from .loss import SCORE_FORMAT
 from .loss import score_conversations as _score
 from .. import defaults
 from ..records import read_adapter_record
@@ -44,57 +44,21 @@ from .models import (BaseModelRef, adapter_hash, check_adapter_dir, linear_modul
 __all__ = ["Engine", "ScoredExample"]
 
 
-@dataclass(frozen=True)
-class ScoredExample:
-    """Scores of one conversation under the active target and (``with_base=True``) under the base model."""
-
-    target: TokenScores
-    base: Optional[TokenScores] = None
-
-
-def _messages(item: Any) -> list[dict]:
-    """Messages of a PromptItem / Conversation (``.messages``) or a plain list of {"role", "content"}."""
-    msgs = getattr(item, "messages", item)
-    return [{"role": m["role"], "content": m["content"]} for m in msgs]
-
-
-def _gen_to_json(gens: list[Generation]) -> list[dict]:
-    return [{"text": g.text, "n_tokens": g.n_tokens, "hit_max_tokens": g.hit_max_tokens} for g in gens]
-
-
-def _gen_from_json(rows: list[dict]) -> list[Generation]:
-    return [Generation(text=r["text"], n_tokens=int(r["n_tokens"]), hit_max_tokens=bool(r["hit_max_tokens"]))
-            for r in rows]
-
-
-def _scores_to_json(s: TokenScores) -> dict:
-    def arr(a):
-        return None if a is None else encode_array(a)
-
-    return {"nll": None if s.nll != s.nll else s.nll, "n_tokens": s.n_tokens, "logprobs": encode_array(s.logprobs),
-            "mu": arr(s.mu), "sigma": arr(s.sigma),
-            "correct": None if s.correct is None else encode_array(s.correct.astype(np.float32))}
-
-
-def _scores_from_json(d: dict) -> TokenScores:
-    def arr(key):
-        return None if d.get(key) is None else decode_array(d[key])
-
-    correct = arr("correct")
-    return TokenScores(nll=float("nan") if d["nll"] is None else float(d["nll"]), n_tokens=int(d["n_tokens"]),
-                       logprobs=decode_array(d["logprobs"]), mu=arr("mu"), sigma=arr("sigma"),
-                       correct=None if correct is None else correct > 0.5)
-
-
 class Engine:
-    """A base model and tokenizer loaded once, with LoRA adapters switched in and out.
+    """The ``hf`` engine (:class:`evalkit.engines.base.Engine`): a base model and tokenizer loaded once, with
+    LoRA adapters switched in and out.
 
     ``cache``: a :class:`Cache` (None: the default ``$EVALKIT_CACHE/runs``; False: no caching).
+    ``dp``: a :class:`evalkit.runtime.data_parallel.DataParallel` to shard the work over processes.
     """
+
+    name = "hf"
+    can_score = True
 
     def __init__(self, base: Union[str, BaseModelRef, None] = None, *, device=None, dtype=None,
                  trust_remote_code: bool = False, chat_template_from_config: bool = False,
-                 cache: Union[Cache, None, bool] = None, merge: bool = False, allow_pickle: bool = False):
+                 cache: Union[Cache, None, bool] = None, merge: bool = False, allow_pickle: bool = False,
+                 dp=None):
         self.base_ref = base if isinstance(base, BaseModelRef) else resolve_base(base, allow_pickle=allow_pickle)
         self.cache: Optional[Cache] = None if cache is False else (Cache() if cache in (None, True) else cache)
         # The tokenizer and the model are loaded on first use: a fully cached run never loads them, and
@@ -123,6 +87,12 @@ class Engine:
         self._pending: dict[str, tuple[Path, Path]] = {}  # adapter hash -> (folder, weights), not loaded yet
         self._merged: Optional[tuple[str, list]] = None  # (adapter name, saved base weights) while merged
         self.progress_label = ""  # e.g. "[2/3] seedlike · ": names the target on the progress display
+        self.dp = dp
+
+    @property
+    def version(self) -> str:
+        """The libraries that compute the numbers (part of every cache key and of RunRecord.engine)."""
+        return ", ".join(f"{d} {importlib.metadata.version(d)}" for d in ("transformers", "peft", "torch"))
 
     @property
     def device(self):
@@ -311,10 +281,14 @@ class Engine:
     # ------------------------------------------------------------ work
 
     def _settings(self, **kw) -> dict:
-        return {**kw, "template": self.template.sha256, "runtime": self._runtime}
+        return {**kw, "template": self.template.sha256, "runtime": self._runtime,
+                "engine": f"{self.name} ({self.version})"}
 
     def _cached(self, kind: str, items: list[list[dict]], settings: dict, adapter: Optional[str],
-                compute, to_json, from_json, *, chunk: int, label: str, show: bool = True) -> list:
+                compute, to_json, from_json, *, chunk: int, label: str, show: bool = True, batches=None) -> list:
+        if self.dp is not None and self.dp.world > 1:  # data parallel (runtime/data_parallel.py)
+            return cached_compute(self.cache, kind, self.base_ref.content_hash, adapter, settings, items, compute,
+                                  to_json, from_json, dp=self.dp, batches=batches)
         keys = [cache_key(kind, self.base_ref.content_hash, adapter, settings, m) for m in items]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         out: list = [from_json(hits[k]) if k in hits else None for k in keys]
@@ -354,7 +328,7 @@ class Engine:
                  do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
                  seed: int = 0, progress: bool = True) -> list[list[Generation]]:
         """Answers of the active target to each item (PromptItem or messages); outer per item, inner per sample."""
-        prompts = [_messages(it) for it in items]
+        prompts = [messages_of(it) for it in items]
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "seed": seed} if do_sample \
             else {"do_sample": False}
         settings = self._settings(max_new_tokens=max_new_tokens, num_samples=num_samples, **sampling)
@@ -365,9 +339,13 @@ class Engine:
                           do_sample=do_sample, temperature=temperature, top_p=top_p, num_samples=num_samples,
                           seed=seed, progress=False, on_batch=on_batch)
 
-        per_batch = max(1, batch_size // (num_samples if do_sample else 1))
-        return self._cached("gen", prompts, settings, self.active_adapter_hash, compute, _gen_to_json,
-                            _gen_from_json, chunk=per_batch, label="generate", show=progress)
+        per_batch = max(1, batch_size // (num_samples if do_sample else 1))  # as runtime/generate.py batches
+
+        def batches(todo):
+            return length_batches([len(encode_prompt(self.tokenizer, m)) for m in todo], per_batch)
+
+        return self._cached("gen", prompts, settings, self.active_adapter_hash, compute, gen_to_json,
+                            gen_from_json, chunk=per_batch, label="generate", show=progress, batches=batches)
 
     def score(self, conversations: Iterable[Any], *, with_base: bool = False, max_length: int = 512,
               batch_size: int = 8, progress: bool = True, moments: bool = False) -> list[ScoredExample]:
@@ -378,7 +356,7 @@ class Engine:
         the base alone, so it is computed once for all adapters). ``moments=True`` adds the Min-K%++
         statistics (evalkit/runtime/loss.py).
         """
-        convs = [_messages(c) for c in conversations]
+        convs = [messages_of(c) for c in conversations]
         settings = self._settings(max_length=max_length, format=SCORE_FORMAT, moments=moments)
 
         def run(adapter: Optional[str]) -> list[TokenScores]:
@@ -387,9 +365,11 @@ class Engine:
                     _score(self.model, self.tokenizer, todo, max_length=max_length, batch_size=batch_size,
                            progress=False, moments=moments, on_batch=on_batch)
 
-            return self._cached("score", convs, settings, adapter, compute, _scores_to_json, _scores_from_json,
+            return self._cached("score", convs, settings, adapter, compute, scores_to_json, scores_from_json,
                                 chunk=batch_size, label="score" if adapter is not None else "score (base model)",
-                                show=progress)
+                                show=progress, batches=lambda todo: length_batches(
+                                    [len(encode_conversation(self.tokenizer, m, max_length)[0]) for m in todo],
+                                    batch_size))
 
         target = run(self.active_adapter_hash)
         if not with_base:
@@ -421,14 +401,14 @@ class Engine:
         """Tokens of each chat prompt as generation sees it (template and generation prompt included)."""
         from .chat_templates import encode_prompt
 
-        return self._token_counts("len-prompt", [_messages(p) for p in prompts],
+        return self._token_counts("len-prompt", [messages_of(p) for p in prompts],
                                   lambda m: len(encode_prompt(self.tokenizer, m)))
 
     def conversation_lengths(self, conversations: Iterable[Any]) -> list[int]:
         """Tokens of each whole conversation as scoring sees it, before the cut at max_length."""
         from .chat_templates import encode_text, render
 
-        return self._token_counts("len-conversation", [_messages(c) for c in conversations],
+        return self._token_counts("len-conversation", [messages_of(c) for c in conversations],
                                   lambda m: len(encode_text(self.tokenizer, render(self.tokenizer, m))))
 
     def text_lengths(self, texts: Iterable[str]) -> list[int]:
@@ -452,7 +432,7 @@ class Engine:
 
     def describe(self) -> dict:
         """Provenance for run records: base identity and hash, template, device and dtype."""
-        return {"base_model": self.base_ref.identity, "base_hash": self.base_ref.content_hash,
+        return {"name": self.name, "version": self.version, "base_model": self.base_ref.identity, "base_hash": self.base_ref.content_hash,
                 "base_spec": self.base_ref.spec, "chat_template": {"source": self.template.source,
                                                                     "sha256": self.template.sha256,
                                                                     "warnings": list(self.template.warnings)},
