@@ -103,6 +103,8 @@ def eval_audit(members: Sequence[Conversation], val: Sequence[Conversation],
     for p in prompt_items:
         by_suite.setdefault(p.suite, []).append(p)
     audit = audit_data(members, val or None, list(by_suite.values()), catalog=catalog_names())
+    # the audit's wall time is provenance, not a finding: a run record must be identical for identical work
+    audit = replace(audit, runtime_s=None)
     keys = ("val_answer_near_dup_rate", "val_answer_skeleton_match_rate", "train_answer_template_share")
     return audit, tuple(audit.warnings), {k: audit.summary[k] for k in keys if k in audit.summary}
 

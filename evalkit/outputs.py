@@ -109,31 +109,15 @@ def check_out_file(path: Union[str, Path], option: str) -> Path:
 # ---------------------------------------------------------------- serializing
 
 
-def _non_finite(obj: Any, where: str) -> Optional[str]:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return where
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            found = _non_finite(v, f"{where}.{k}" if where else str(k))
-            if found:
-                return found
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            found = _non_finite(v, f"{where}[{i}]")
-            if found:
-                return found
-    return None
-
-
 def record_json(record: Any, name: str = "record") -> str:
     """A record (dataclass or plain JSON types) as standard JSON text; non-finite numbers are refused."""
     from .records import to_dict
 
-    data = to_dict(record)
-    bad = _non_finite(data, "")
-    if bad is not None:
-        raise RecordError(f"{name}: field {bad} is not a finite number; evalkit writes standard JSON only, so "
-                          "nothing was written (please report this as a bug with the command you ran)")
+    try:
+        data = to_dict(record)  # refuses NaN/Infinity, naming the field
+    except ValueError as e:
+        raise RecordError(f"{name}: {e}; evalkit writes standard JSON only, so nothing was written "
+                          "(please report this as a bug with the command you ran)") from None
     return json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
 
 

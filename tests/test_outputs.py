@@ -89,10 +89,10 @@ def test_run_outputs_round_trip(tmp_path):
 def test_a_nan_is_refused_before_any_file_is_written(tmp_path):
     run = make_run("gentle", n=6, seed=1)
     bad = dataclasses.replace(run, summary={**run.summary, "rougeL": float("nan")})
-    with pytest.raises(RecordError, match=r"results.json: field summary.rougeL is not a finite number"):
+    with pytest.raises(RecordError, match=r"results.json: field `summary.rougeL` is NaN"):
         write_run(bad, tmp_path / "o")
     assert _listing(tmp_path) == []
-    with pytest.raises(RecordError, match=r"field runs\.\w+\.summary\.x"):
+    with pytest.raises(RecordError, match=r"field `runs\.\w+\.summary\.x` is"):
         record_json({"runs": {"a": {"summary": {"x": float("inf")}}}})
 
 

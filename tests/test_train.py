@@ -97,7 +97,7 @@ def test_evalkit_json_records_provenance(trained, mini_data):
     rec = json.loads((out / RECORD_NAME).read_text(encoding="utf-8"))
     assert rec == result.record
     assert rec["format"] == 1 and rec["config"] == cfg.to_dict() and rec["seed"] == 0
-    assert set(rec["base_model"]) == {"spec", "identity", "content_hash"}
+    assert set(rec["base"]) == {"spec", "identity", "content_hash"}
     assert rec["data"]["train"]["sha256"] == sha256_file(mini_data["train"])
     assert rec["data"]["train"]["n_examples"] == rec["data"]["train"]["n_used"] == 24
     assert rec["data"]["val"]["n_examples"] == 8

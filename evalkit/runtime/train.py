@@ -554,7 +554,9 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
                       "val_loss": last.get("val_loss")},
             "command": shlex.join(sys.argv),
         }
-        save_record(from_dict(AdapterRecord, record, where=RECORD_NAME), tmp / RECORD_NAME)  # typed, NaN-free
+        typed = from_dict(AdapterRecord, record, where=RECORD_NAME)
+        save_record(typed, tmp / RECORD_NAME)  # typed, NaN-free
+        record = to_dict(typed)  # what the caller (and sweep's index) sees is exactly what was written
         publish_dir(tmp, out_dir)  # the user's umask, not mkdtemp's 0700
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
