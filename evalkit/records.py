@@ -262,6 +262,7 @@ class AdapterRecord:
     runtime_s: Optional[float] = None
     final: Optional[TrainingLogRow] = None  # the last logged step with its losses
     command: Optional[str] = None
+    audit: Optional[dict[str, Any]] = None  # the data audit's summary and warnings at training time (audit.py)
 
     @staticmethod
     def _upgrade(data: dict) -> dict:

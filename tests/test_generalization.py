@@ -68,7 +68,6 @@ def test_skeleton_replay_levels():
     assert _codes(judge({"skeleton_replay_rate": 0.31}))["skeleton_replay"].level == "overfit"
 
 
-@pytest.mark.xfail(reason='typed AdapterRecord has no audit field, so evalkit.json drops the audit (integration gap, closing note)', strict=False)
 def test_seed_config_on_a_templated_split_is_not_ok_and_says_why(tiny_llama, mini_data, tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
     tr, va = make_split(64, 16, seed=0)
