@@ -98,9 +98,14 @@ class SkeletonIndex:
         self.masker = masker
         self.ids = ids
         self.skeletons = skeletons
-        kept = [(i, s) for i, s in zip(ids, skeletons) if s is not None]
-        self._near = NearCopyIndex.build(kept, max_distance=MATCH_MAX_DISTANCE)
         self.counts = Counter(s for s in skeletons if s is not None)
+        # Templated answers share skeletons: index each distinct skeleton once (its first answer).
+        first: dict[str, int] = {}
+        for j, s in enumerate(skeletons):
+            if s is not None:
+                first.setdefault(s, j)
+        self._rep = list(first.values())  # distinct skeleton -> the answer it stands for
+        self._near = NearCopyIndex.build([(ids[j], s) for s, j in first.items()], max_distance=MATCH_MAX_DISTANCE)
 
     @classmethod
     def build(cls, answers: Sequence[tuple[str, str]], catalog_names: Sequence[str] = (),
@@ -119,15 +124,15 @@ class SkeletonIndex:
         top = [c for _, c in self.counts.most_common(k) if c >= min_count]
         return sum(top) / len(self.ids)
 
-    def matches(self, texts: Sequence[str]) -> list[Optional[NearestMatch]]:
-        """For each text, the training answer whose skeleton is within MATCH_MAX_DISTANCE of its own
-        (None: the text has no skeleton, or no training skeleton is that close)."""
+    def matches(self, texts: Sequence[str], nearest: bool = True) -> list[Optional[NearestMatch]]:
+        """For each text, the training answer whose skeleton is nearest its own if within MATCH_MAX_DISTANCE
+        (the first answer with that skeleton; None: the text has no skeleton, or no training skeleton is that
+        close). ``nearest=False``: some training skeleton that close, not necessarily the nearest (faster)."""
         sk = [self.masker.skeleton(t) for t in texts]
         todo = [j for j, s in enumerate(sk) if s is not None]
         out: list[Optional[NearestMatch]] = [None] * len(texts)
         if not todo or not len(self._near):
             return out
-        for j, m in zip(todo, self._near.nearest_many([sk[j] for j in todo])):
-            if m is not None and m.distance <= MATCH_MAX_DISTANCE:
-                out[j] = m
+        for j, m in zip(todo, self._near.within_many([sk[j] for j in todo], nearest=nearest)):
+            out[j] = m if m is None else m._replace(train_index=self._rep[m.train_index])
         return out

@@ -96,6 +96,7 @@ __all__ = [
     "SpanIndex",
     "brute_force_longest_span",
     "to_memorization",
+    "token_keys",
 ]
 
 VERBATIM_MIN_TOKENS = 13  # words (word equivalents, see span_words); see the module docstring
@@ -212,6 +213,16 @@ def _token_keys(buf: bytes) -> np.ndarray:
         j += 1
     keys[keys == 0] = 1  # 0 marks an empty slot in _KeyTable
     return keys
+
+
+def token_keys(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, bounds): one uint64 key per word token of every text (the shared tokenizer,
+    ``metrics.tokenize.tokens``; equal tokens, equal keys; distinct tokens collide with probability
+    ~2^-64), text i's keys are keys[bounds[i]:bounds[i + 1]]. Vectorized (``_token_keys``)."""
+    keys = _token_keys(_DOC_MARK + _DOC_MARK.join(map(_normalize, texts)) + _DOC_MARK)
+    seps = np.flatnonzero(keys == _SEP_KEY)  # one before every text and one after the last
+    bounds = seps - np.arange(len(seps))  # positions once the separators are dropped
+    return keys[keys != _SEP_KEY], bounds
 
 
 class _KeyTable:
