@@ -43,21 +43,13 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"The 'n' parameter must be a positive int. Got {n!r} instead.")
-    from ..memorization.span_index import token_keys  # lazy: memorization imports metrics
+    from ..memorization.span_index import ngram_hashes, token_keys  # lazy: memorization imports metrics
 
     keys, bounds = token_keys(list(texts))
-    total = len(keys) - n + 1
-    if total <= 0:
-        return 0.0
-    h = keys[:total].copy()
-    for j in range(1, n):  # order-dependent combination, then the splitmix finalizer spreads the bits
-        h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9) + keys[j : j + total]
-    h ^= h >> np.uint64(31)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(29)
+    h = ngram_hashes(keys, n)
     # an n-gram starting at p stays inside its text when p + n <= the end of the text holding p
-    ends = np.repeat(bounds[1:], np.diff(bounds))[:total]
-    grams = h[np.arange(total) + n <= ends]
+    ends = np.repeat(bounds[1:], np.diff(bounds))[: len(h)]
+    grams = h[np.arange(len(h)) + n <= ends]
     if not len(grams):
         return 0.0
     grams.sort()
