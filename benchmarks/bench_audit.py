@@ -99,8 +99,9 @@ def make_data(n_train: int, n_val: int, seed: int = 0):
 
 
 def check_against_brute_force(train, val, rows: list[int]) -> dict:
-    """The near-duplicate decision (distance <= 0.10) of ``within_many`` against every distance computed
-    (rapidfuzz, no filter), for the given validation rows."""
+    """The near-duplicate decision (distance <= 0.10) of ``within_many`` for the given validation rows
+    against brute force: rapidfuzz computes every training answer's distance (bounded by the threshold with
+    ``score_cutoff``: the same decision, ~40x cheaper than unbounded distances), no candidate filter."""
     from rapidfuzz import process
     from rapidfuzz.distance import Levenshtein
 
@@ -111,10 +112,12 @@ def check_against_brute_force(train, val, rows: list[int]) -> dict:
     got = index.within_many([val[i].answer for i in rows])
     unequal = []
     for i, m in zip(rows, got):
-        d = process.cdist([normalize_text(val[i].answer)], texts, scorer=Levenshtein.normalized_distance,
-                          dtype=np.float64, workers=-1)[0]
+        q = normalize_text(val[i].answer)
+        d = process.cdist([q], texts, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=-1,
+                          score_cutoff=NEAR_VERBATIM_MAX_DISTANCE + 1e-6)[0]
         want = bool(d.min() <= NEAR_VERBATIM_MAX_DISTANCE)
-        if (m is not None) != want or (m is not None and m.distance != d[m.train_index]):
+        if (m is not None) != want or (m is not None and m.distance != Levenshtein.normalized_distance(
+                q, texts[m.train_index])):
             unequal.append(val[i].id)
     return {"checked": len(rows), "near": sum(m is not None for m in got), "unequal": unequal}
 

@@ -275,3 +275,19 @@ def test_sweep_report_size_and_lazy_block(sweep):
     assert json.loads(blocks[1][1])["targets"] == list(sweep.targets)
     assert '<section id="sweep"' in html and 'id="recommendation"' in html
     assert 'id="sample-list"' not in html  # no all-targets list for 18 targets
+
+
+def test_the_p_shown_is_the_holm_adjusted_one_that_colours_the_cell():
+    # raw p = 0.01 < 0.05 but Holm's p = 0.08 >= 0.05: the cell is not coloured significant, so showing
+    # "p=0.010" beside it would contradict the colour; it shows the adjusted p, labelled, raw in the title
+    from evalkit.report.sections.metrics import _delta_cell
+    from evalkit.summary_md import _cell
+
+    d = Delta(metric="rougeL", candidate="a", baseline_value=0.30, candidate_value=0.25, delta=-0.05,
+              ci_low=-0.09, ci_high=-0.01, p_value=0.01, p_adjusted=0.08, n_pairs=40, test="paired_bootstrap+wilcoxon",
+              higher_is_better=True, better=False)
+    cell = _delta_cell(d, "base")
+    assert cell.p == "Holm p=0.080" and "raw p=0.010" in cell.title and cell.cls == "worse"
+    assert "Holm p=0.080, raw p=0.010" in _cell(d, 0.25)
+    unadjusted = dataclasses.replace(d, p_adjusted=None)
+    assert _delta_cell(unadjusted, "base").p == "p=0.010" and _delta_cell(unadjusted, "base").cls == "worse-sig"
