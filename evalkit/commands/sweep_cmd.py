@@ -81,11 +81,11 @@ def run(args) -> int:
 
 
 def _compare(args, folders: list[str], out: Path) -> int:
-    """`evalkit compare base FOLDER ... --out OUT --no-gate` with this command's options (compare_cmd.run)."""
-    from . import compare_cmd
+    """`evalkit compare base FOLDER ... --out OUT --no-gate` with this command's options (the same code)."""
+    from ._compare import run_compare
 
     print(f"comparing base and the {len(folders)} variants into {out}")
     compare_args = argparse.Namespace(**vars(args))
     compare_args.targets, compare_args.out = ["base", *folders], out
     compare_args.gate, compare_args.no_gate = None, True
-    return compare_cmd.run(compare_args)
+    return run_compare(compare_args)
