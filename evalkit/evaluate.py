@@ -515,6 +515,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         provenance=provenance({"engine": engine.describe()}, installed=ENGINE_STACK),
         n=n, notices=(*notices, *engine_notices), lm_eval=lm_tasks,
         engine={"name": getattr(engine, "name", "hf"), "version": getattr(engine, "version", None)},
+        nearest_answers=dict(text.nearest_answers),
     )
 
 
@@ -534,4 +535,4 @@ def score_predictions(path: Path, *, train_data: Optional[Path] = None, threshol
                      intervals=text.intervals,
                      curves=text.curves, settings={"thresholds": th.to_dict(),
                                                    "train_data": str(train_data) if train_data else None},
-                     provenance=provenance(installed=ENGINE_STACK), n=dict(text.n))
+                     provenance=provenance(installed=ENGINE_STACK), n=dict(text.n), nearest_answers=dict(text.nearest_answers))
