@@ -103,7 +103,16 @@ def test_evalkit_json_records_provenance(trained, mini_data):
     assert rec["data"]["val"]["n_examples"] == 8
     assert rec["template"]["source"] == "tokenizer" and len(rec["template"]["sha256"]) == 64
     assert rec["canaries"] == []
-    assert set(rec["versions"]) == {"python", "torch", "transformers", "peft", "evalkit"}
+    import peft
+    import torch
+    import transformers
+
+    from evalkit import __version__
+
+    # the stack that trained it (and whatever else computed with it: numpy, ...), as the installed versions
+    assert {k: rec["versions"][k] for k in ("torch", "transformers", "peft", "evalkit")} == {
+        "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
+        "evalkit": __version__}
     assert rec["adapter_sha256"] == adapter_hash(out)
     assert rec["device"] == "cpu" and rec["runtime_s"] > 0 and rec["created_at"].endswith("+00:00")
     assert rec["final"]["step"] == 30 and isinstance(rec["command"], str)
