@@ -501,7 +501,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     )
     return RunRecord(
         schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary,
-        verdict=judge(summary, th, intervals), audit=audit,
+        verdict=judge(summary, th, intervals, n), audit=audit,
         samples=samples, intervals=intervals, losses=tuple(losses), membership=tuple(membership),
         extraction=tuple(extraction), curves=curves,
         settings={"generation": settings.generation_settings(), "eval": asdict(settings),
