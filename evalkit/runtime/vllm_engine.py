@@ -32,6 +32,7 @@ from ..errors import ConfigError, ModelError
 from .chat_templates import IGNORE_INDEX, encode_conversation, encode_prompt, end_of_turn_ids
 from .engine import Engine
 from .generate import row_seed
+from .loss import SCORE_FORMAT
 from .models import adapter_hash
 
 __all__ = ["VllmEngine", "VLLM_MISSING"]
@@ -140,7 +141,7 @@ class VllmEngine(Engine):
               batch_size: int = 8, progress: bool = True, moments: bool = False) -> list[ScoredExample]:
         """Scores from prompt log-probs; ``moments`` (Min-K%++) cannot be computed here and is ignored."""
         convs = [messages_of(c) for c in conversations]
-        settings = self._settings(max_length=max_length)
+        settings = self._settings(max_length=max_length, format=SCORE_FORMAT)
         run = lambda reqs: self._run_score(reqs, max_length=max_length, progress=progress)  # noqa: E731
         target = self._together("score", convs, settings, run, scores_to_json, scores_from_json)
         if not with_base:
@@ -261,8 +262,11 @@ class VllmEngine(Engine):
             rows = out.prompt_logprobs or []
             picked = [rows[t][ids[t]] for t in range(1, len(ids)) if labels[t] != IGNORE_INDEX]
             lp = np.array([p.logprob for p in picked], dtype=np.float32)
+            # vLLM ranks the reference token among the whole vocabulary (1 + the tokens with a higher
+            # log-prob): rank 1 is the argmax, as the hf engine's `argmax == target` (EZ-MIA's error zone)
+            correct = np.array([p.rank == 1 for p in picked], dtype=bool)
             empty = np.zeros(0, dtype=np.float32)  # no Min-K%++ moments (engines.base.has_distribution)
             n = len(lp)
             results.append(TokenScores(nll=float(-lp.astype(np.float64).mean()) if n else float("nan"),
-                                       n_tokens=n, logprobs=lp, mu=empty, sigma=empty))
+                                       n_tokens=n, logprobs=lp, mu=empty, sigma=empty, correct=correct))
         return results
