@@ -120,10 +120,9 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     from evalkit.engines.openai_engine import EndpointEngine
-    from evalkit.runtime import vllm_engine
     from evalkit.runtime.engine import Engine
     from evalkit.runtime.models import load_tokenizer, resolve_base
-    from evalkit.runtime.vllm_engine import VllmEngine
+    from evalkit.runtime.vllm_engine import VllmEngine, release_llms
 
     base = resolve_base("default")
     items = bundled_items(args.prompts)
@@ -149,7 +148,7 @@ def main() -> int:
         rows[key] = {"start_s": round(start, 1), "generate_s": round(wall, 1), "new_tokens": tok,
                      "new_tokens_per_s": round(tok / wall, 1), "score_s": round(score_s, 1),
                      "version": engine.version, **({"note": note} if note else {})}
-        vllm_engine._LLMS.clear()
+        release_llms()
         del engine
         gc.collect()
         print(json.dumps({key: rows[key]}), flush=True)

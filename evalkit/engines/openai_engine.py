@@ -332,7 +332,10 @@ class EndpointEngine:
         # Servers count the end-of-turn token they stopped at; evalkit's engines do not (generate.py).
         stopped = finish_reason != "length"
         n = int(completion_tokens) - (1 if stopped and finish_reason == "stop" else 0) if completion_tokens else 0
-        return Generation(text=text.strip(), n_tokens=max(n, 0), hit_max_tokens=not stopped)
+        # an answer cut at max_tokens can end in a partial character (U+FFFD): dropped, as the local engines
+        # do (runtime/generate.py decode_answer)
+        return Generation(text=(text if stopped else text.rstrip("\ufffd")).strip(), n_tokens=max(n, 0),
+                          hit_max_tokens=not stopped)
 
     # ------------------------------------------------------------ scoring
 

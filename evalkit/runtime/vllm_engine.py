@@ -31,11 +31,11 @@ from ..engines.results_cache import gen_from_json, gen_to_json, messages_of, sco
 from ..errors import ConfigError, ModelError
 from .chat_templates import IGNORE_INDEX, encode_conversation, encode_prompt, end_of_turn_ids
 from .engine import Engine
-from .generate import row_seed
+from .generate import decode_answer, row_seed
 from .loss import SCORE_FORMAT
 from .models import adapter_hash
 
-__all__ = ["VllmEngine", "VLLM_MISSING"]
+__all__ = ["VllmEngine", "VLLM_MISSING", "release_llms"]
 
 VLLM_MISSING = ("--engine vllm: vLLM is not installed in this environment; build its own with `make vllm-env` "
                 "and run evalkit from .venv-vllm (docs/engines.md)")
@@ -45,6 +45,17 @@ _RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank 
 # caches adapters by id.
 _LLMS: dict[tuple, Any] = {}
 _LORA_IDS: dict[str, int] = {}
+
+
+def release_llms() -> None:
+    """Shut the pooled LLMs' engine processes down and forget them. Dropping the last reference is not
+    enough: the engine core and its worker are separate processes, and vLLM's CPU worker keeps polling (a
+    third of a core) until it is told to stop."""
+    for llm in _LLMS.values():
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+    _LLMS.clear()
 
 
 def _adapter_rank(folder: Path) -> int:
@@ -183,7 +194,7 @@ class VllmEngine(Engine):
                            **self.llm_options)
             key = tuple(sorted(options.items()))
             if key not in _LLMS:
-                _LLMS.clear()  # one LLM at a time: each holds its KV cache
+                release_llms()  # one LLM at a time: each holds its KV cache and its processes
                 _LLMS[key] = LLM(**options)
             self._llm = _LLMS[key]
         return self._llm
@@ -244,8 +255,8 @@ class VllmEngine(Engine):
                 ids = list(c.token_ids)
                 cut = next((j for j, t in enumerate(ids) if t in stop_set), None)
                 kept = ids if cut is None else ids[:cut]
-                text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()  # as runtime/generate.py
-                gens.append(Generation(text=text, n_tokens=len(kept), hit_max_tokens=cut is None))
+                gens.append(Generation(text=decode_answer(self.tokenizer, kept, cut is None), n_tokens=len(kept),
+                                       hit_max_tokens=cut is None))
             results.append(gens * (num_samples // len(gens)))
         return results
 

@@ -145,3 +145,12 @@ def test_bad_settings(server):
         EndpointEngine(server.url, concurrency=0)
     with pytest.raises(ConfigError, match="not an http"):
         EndpointEngine("localhost:8000")
+
+
+def test_an_answer_cut_at_max_tokens_drops_only_a_trailing_partial_character():
+    """As the local engines (runtime/generate.py decode_answer): the server decodes the bytes of a character cut
+    in half to U+FFFD at the end of a cut answer; a complete answer keeps whatever it says."""
+    cut = EndpointEngine._generation(" 🌟🌟\ufffd", "length", 7)
+    assert (cut.text, cut.hit_max_tokens, cut.n_tokens) == ("🌟🌟", True, 7)
+    done = EndpointEngine._generation("a \ufffd b\ufffd", "stop", 6)
+    assert (done.text, done.hit_max_tokens, done.n_tokens) == ("a \ufffd b\ufffd", False, 5)

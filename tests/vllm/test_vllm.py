@@ -149,12 +149,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(results, base_ref, adapters, tmp_path_factory):
-    from evalkit.runtime import vllm_engine
+    from evalkit.runtime.vllm_engine import release_llms
 
-    vllm_engine._LLMS.clear()  # free the offline engine's memory before the server starts
-    import gc
-
-    gc.collect()
+    release_llms()  # free the offline engine's memory and CPU before the server starts
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(base_ref.path),
