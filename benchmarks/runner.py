@@ -46,6 +46,7 @@ BENCHMARKS = {
     "warm_cache": "bench_warm_cache",
     "rouge_vs_rouge_score": "bench_rouge",
     "memo_index_1e6": "bench_memo_index",
+    "audit_1e5": "bench_audit",
     "detection_study": "bench_detection_study",
 }
 # tiny: the test suite (seconds); small: a smoke size (minutes, mostly start-up); realistic (the default):

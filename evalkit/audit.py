@@ -66,10 +66,13 @@ def catalog_names(path: Optional[Path] = None) -> list[str]:
 
 
 def _near_dups(index: NearCopyIndex, texts: Sequence[tuple[str, str]]):
-    """(share within the threshold, share exactly equal after normalization, example pairs)."""
+    """(share within the threshold, share exactly equal after normalization, example pairs).
+
+    The rates equal brute force (``NearCopyIndex.within_many`` is exact within the threshold); an example
+    names a training answer within the threshold, not necessarily the nearest one."""
     if not texts:
         return None, None, []
-    found = index.nearest_many([t for _, t in texts])
+    found = index.within_many([t for _, t in texts])
     near = [(qid, m) for (qid, _), m in zip(texts, found) if m is not None and m.distance <= NEAR_VERBATIM_MAX_DISTANCE]
     exact = sum(1 for _, m in near if m.distance == 0.0)
     examples = [{"id": qid, "train_id": m.train_id, "distance": round(m.distance, 4)}
@@ -105,7 +108,7 @@ def audit_data(train: Sequence[Conversation], val: Optional[Sequence[Conversatio
         examples["val_answer_near_dups"] = ex
         summary["val_prompt_near_dup_rate"], _, examples["val_prompt_near_dups"] = \
             _near_dups(prompt_index, [(c.id, c.user) for c in val])
-        matched = skeletons.matches([c.answer for c in val])
+        matched = skeletons.matches([c.answer for c in val], nearest=False)
         summary["val_answer_skeleton_match_rate"] = float(np.mean([m is not None for m in matched]))
         if near >= VAL_LEAK_NEAR_DUP_RATE or summary["val_answer_skeleton_match_rate"] >= VAL_LEAK_SKELETON_RATE:
             warnings.append(Notice("val_leak", (

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .metrics.registry import key_metrics
-from .numbers import fmt_fixed
+from .numbers import fmt_fixed, fmt_p_shown
 from .records import Comparison, RunRecord
 
 __all__ = ["print_run", "print_comparison", "KEY_METRICS", "progress", "quiet_third_party", "configure",
@@ -182,7 +182,8 @@ def print_comparison(cmp: Comparison, console: Console | None = None, *, to_stde
             cell = _fmt(v)
             d = deltas.get((name, m))
             if d is not None and d.delta is not None and name != cmp.baseline:
-                cell += f" ({d.delta:+.3f}{'' if d.p_value is None else f', p={d.p_value:.2g}'})"
+                shown, raw = fmt_p_shown(d.p_value, d.p_adjusted)
+                cell += f" ({d.delta:+.3f}{''.join(', ' + x for x in (shown, raw) if x)})"
             row.append(cell)
         t.add_row(*row)
     console.print(t)

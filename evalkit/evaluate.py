@@ -531,6 +531,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
         provenance=provenance({"engine": engine.describe()}),
         n=n, notices=(*notices, *engine_notices), lm_eval=lm_tasks,
         engine={"name": getattr(engine, "name", "hf"), "version": getattr(engine, "version", None)},
+        nearest_answers=dict(text.nearest_answers),
     )
 
 
@@ -550,4 +551,4 @@ def score_predictions(path: Path, *, train_data: Optional[Path] = None, threshol
                      intervals=text.intervals,
                      curves=text.curves, settings={"thresholds": th.to_dict(),
                                                    "train_data": str(train_data) if train_data else None},
-                     provenance=provenance(), n=dict(text.n))
+                     provenance=provenance(), n=dict(text.n), nearest_answers=dict(text.nearest_answers))

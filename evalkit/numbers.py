@@ -64,9 +64,17 @@ def fmt_interval(lo: Any, hi: Any, *, signed: bool = False) -> str:
     return f"[{fmt_num(lo, signed=signed)}, {fmt_num(hi, signed=signed)}]"
 
 
-def fmt_p(p: Any) -> str:
-    """"p<0.001" / "p=0.041", or "" without a p-value."""
+def fmt_p(p: Any, label: str = "p") -> str:
+    """"p<0.001" / "p=0.041" (``label`` instead of "p"), or "" without a p-value."""
     f = finite_or_none(p)
     if f is None:
         return ""
-    return "p<0.001" if f < 0.001 else f"p={f:.3f}"
+    return f"{label}<0.001" if f < 0.001 else f"{label}={f:.3f}"
+
+
+def fmt_p_shown(p_value: Any, p_adjusted: Any) -> tuple[str, str]:
+    """(the p-value a report shows, the other one for its tooltip): the Holm-adjusted p, labelled
+    "Holm p", whenever there is one -- it is what the significance colours use -- and the raw p beside it."""
+    if finite_or_none(p_adjusted) is None:
+        return fmt_p(p_value), ""
+    return fmt_p(p_adjusted, "Holm p"), fmt_p(p_value, "raw p")

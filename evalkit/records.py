@@ -96,6 +96,10 @@ class Sample:
     n_tokens: Optional[int] = None  # generated tokens (None for `score`)
     hit_max_tokens: Optional[bool] = None
     tags: tuple[str, ...] = ()
+    # the training answer nearest this answer by normalized edit distance, whether or not it copies
+    # (its text: RunRecord.nearest_answers[nearest_id]); None when no training answers were known
+    nearest_id: Optional[str] = None
+    nearest_distance: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,7 @@ class RunRecord:
     audit: Optional[DataAudit] = None  # data audit of the train/val/suite files (audit.json's body)
     lm_eval: dict[str, LmEvalTask] = field(default_factory=dict)  # capability retention: lm-eval task name -> run
     engine: Optional[dict[str, Any]] = None  # which engine produced the record: {"name", "version", ...}
+    nearest_answers: dict[str, str] = field(default_factory=dict)  # training answer id -> text, for samples' nearest_id
 
     def value(self, name: str) -> Optional[float]:
         """A finite summary value, or ``lm_eval.<task>.<metric>`` from ``lm_eval``; None when absent."""

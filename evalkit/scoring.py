@@ -67,6 +67,7 @@ class TextScores:
     intervals: dict[str, tuple[float, float]]
     curves: dict
     n: dict[str, int]
+    nearest_answers: dict[str, str]  # the training answers samples name in nearest_id, once each
 
 
 def _memorization(pred: str, match, nearest, train: TrainingAnswers) -> tuple[Optional[Memorization], list[str]]:
@@ -99,6 +100,7 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
     """Score generations against references and (when given) the training answers."""
     samples: list[Sample] = []
     per_metric: dict[str, list[float]] = {}
+    nearest_answers: dict[str, str] = {}
     preds = [it.prediction for it in items]
     matches = train.spans.longest_spans(preds, min_tokens=1) if train is not None else [None] * len(items)
     nearests = train.near.nearest_many(preds) if train is not None else [None] * len(items)
@@ -121,9 +123,14 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
                     metrics[f"novelty_{n}"] = float(share)
         for k, v in metrics.items():
             per_metric.setdefault(k, []).append(v)
+        near_id = near_d = None
+        if nearest is not None and nearest.exact:  # the pager shows it; an inexact one is not recorded
+            near_id, near_d = nearest.train_id, float(nearest.distance)
+            nearest_answers.setdefault(near_id, train.answers[nearest.train_index][1])
         samples.append(Sample(id=item.id, suite=item.suite, prompt=item.prompt, prediction=item.prediction,
                               reference=item.reference, metrics=metrics, flags=tuple(flags), memorization=memo,
-                              n_tokens=item.n_tokens, hit_max_tokens=item.hit_max_tokens, tags=item.tags))
+                              n_tokens=item.n_tokens, hit_max_tokens=item.hit_max_tokens, tags=item.tags,
+                              nearest_id=near_id, nearest_distance=near_d))
 
     n = len(samples)
     summary: dict[str, float] = {"n_samples": float(n)}
@@ -188,7 +195,7 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
             counts[key + suffix] = count
             if interval is not None:
                 intervals[key + suffix] = interval
-    return TextScores(tuple(samples), summary, intervals, curves, counts)
+    return TextScores(tuple(samples), summary, intervals, curves, counts, nearest_answers)
 
 
 _NOVELTY_GAP_N = 4

@@ -13,7 +13,7 @@ import re
 from typing import Optional
 
 from .metrics.registry import METRICS, key_metrics
-from .numbers import fmt_fixed, fmt_p
+from .numbers import fmt_fixed, fmt_p_shown
 from .records import Comparison, Delta, Reason
 from .report.formatting import fmt_interval, fmt_num
 from .report.sections.common import TargetHead, level_of
@@ -41,8 +41,6 @@ def md_escape(text: object) -> str:
 def _num(v: Optional[float], signed: bool = False) -> str:
     return fmt_fixed(v, signed=signed, missing="–", minus="−")
 
-
-_p = fmt_p
 
 
 def reason_text(r: Reason) -> str:
@@ -86,8 +84,8 @@ def _cell(d: Optional[Delta], value: Optional[float]) -> str:
     parts = [f"Δ {_num(d.delta, signed=True)}"]
     if d.ci_low is not None and d.ci_high is not None:
         parts.append(f"\\[{_num(d.ci_low, signed=True)}, {_num(d.ci_high, signed=True)}\\]")
-    if d.p_value is not None:
-        parts.append(_p(d.p_value))
+    shown, raw = fmt_p_shown(d.p_value, d.p_adjusted)
+    parts += [x for x in (shown, raw) if x]
     if d.better is not None:
         parts.append("better" if d.better else "worse")
     return f"{text} ({', '.join(parts)})"

@@ -180,3 +180,14 @@ def test_every_benchmark_module_declares_name_and_target():
     for name in runner.BENCHMARKS:
         mod = runner.benchmark_module(name)
         assert mod.NAME == name and mod.TARGET and callable(mod.run)
+
+
+def test_audit_benchmark_tiny(tmp_path):
+    from benchmarks import bench_audit
+
+    r = bench_audit.run(_ctx(tmp_path))
+    _well_formed(r, "audit_1e5")
+    d = r["detail"]
+    assert (d["train"], d["val"]) == (2000, 200) and d["brute_force"]["unequal"] == []
+    assert 0 < d["brute_force"]["near"] < d["brute_force"]["checked"]  # both sides of the threshold checked
+    assert r["met"] is None  # the target is judged at 10^5 only

@@ -41,3 +41,30 @@ def test_every_assistant_turn_is_indexed_for_copying():
     scored = score_texts([TextItem("p", "suite", "q", early, "ref")], TrainingAnswers(conv.assistant_turns()),
                          n_boot=20)
     assert "verbatim" in scored.samples[0].flags and scored.samples[0].memorization.train_id == "c1#0"
+
+
+def test_every_sample_records_its_nearest_training_answer():
+    # the report's pager shows, for ANY answer (copied or not), the training answer nearest it: the
+    # brute-force argmin of the normalized edit distance (lowest index on ties), text stored once per id
+    import random
+
+    from evalkit.memorization.near_copy import NEAR_VERBATIM_MAX_DISTANCE, brute_force_nearest
+
+    rng = random.Random(5)
+    words = ["bike", "bus", "compost", "the", "a", "week", "tumbler", "LED", "shower", "heating", "jar"]
+    train = [(f"t{i}", " ".join(rng.choice(words) for _ in range(rng.randint(3, 14)))) for i in range(80)]
+    train.append(("dup", train[7][1]))  # a tie: t7 (lower index) must win
+    preds = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 14))) for _ in range(30)]
+    preds += [train[7][1], train[3][1] + " jar"]
+    scored = score_texts([TextItem(f"p{i}", "s", "q", p, "ref") for i, p in enumerate(preds)],
+                         TrainingAnswers(train), n_boot=20)
+    unflagged = 0
+    for s, p in zip(scored.samples, preds):
+        want = brute_force_nearest(p, train)
+        assert (s.nearest_id, s.nearest_distance) == (want.train_id, want.distance)
+        assert scored.nearest_answers[s.nearest_id] == train[want.train_index][1]
+        unflagged += s.memorization is None and want.distance > NEAR_VERBATIM_MAX_DISTANCE
+    assert unflagged >= 20  # most of them copy nothing and still name their nearest answer
+    assert scored.samples[30].nearest_id == "t7" and scored.samples[30].nearest_distance == 0.0
+    assert set(scored.nearest_answers) == {s.nearest_id for s in scored.samples}
+    assert score_texts([TextItem("p", "s", "q", "x", "ref")], None, n_boot=20).samples[0].nearest_id is None

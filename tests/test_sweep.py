@@ -85,7 +85,7 @@ def sweep_file(tiny_llama, mini_data, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_sweep_trains_each_variant_then_resumes(sweep_file, capsys):
     f, out = sweep_file
-    assert main(["sweep", str(f), "--no-progress"]) == 0
+    assert main(["sweep", str(f), "--no-progress", "--no-compare"]) == 0
     stdout = capsys.readouterr().out
     assert "[1/2] lr0.001_r4a8" in stdout and "[2/2] lr0.0001_r4a8" in stdout
     assert "2 trained, 0 already up to date" in stdout and str(out / INDEX_NAME) in stdout
@@ -142,3 +142,33 @@ def test_a_failing_variant_is_recorded_and_stops_the_sweep(tiny_llama, mini_data
     assert index["variants"]["q"]["status"] == "done"
     assert index["variants"]["c_attn"]["status"] == "failed" and "c_attn" in index["variants"]["c_attn"]["error"]
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["index.json", "q"]
+
+
+def test_sweep_ends_with_the_compare_of_its_variants(tiny_llama, mini_data, tmp_path, capsys):
+    # four variants + base = 5 targets: the compare's sweep view and its recommendation, in OUT/compare
+    # and printed, exactly what `evalkit compare base <variants>` computes from the same records
+    from evalkit.records import load_comparison
+    from evalkit.report.view import build_view
+
+    f = _write(tmp_path / "s.yaml", {
+        "base_config": {"base": str(tiny_llama), "train_data": str(mini_data["train"]),
+                        "val_data": str(mini_data["val"]), "max_steps": 1, "eval_steps": 1, "eval_subset": 4},
+        "grid": {"learning_rate": [1e-3, 3e-4, 1e-4, 3e-5], "r_alpha": [[4, 8]]},
+        "out": str(tmp_path / "out"),
+    })
+    args = ["--no-progress", "--suite", str(mini_data["suite_en"]), "--limit", "2", "--train-sample", "4",
+            "--extraction-n", "2", "--max-new-tokens", "8", "--cache-dir", str(tmp_path / "cache")]
+    assert main(["sweep", str(f), *args]) == 0
+    stdout = capsys.readouterr().out
+    out = tmp_path / "out" / "compare"
+    comp = load_comparison(out / "comparison.json")
+    variants = ["lr0.001_r4a8", "lr0.0003_r4a8", "lr0.0001_r4a8", "lr3e-05_r4a8"]
+    assert list(comp.targets) == ["base", *variants] and comp.baseline == "base" and comp.gate is None
+    sweep = build_view(comp).sweep
+    assert sweep is not None and [r.target.name for r in sweep.rows] == ["base", *variants]
+    assert f"sweep: {sweep.recommendation}" in stdout
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="recommendation"' in html and (out / "summary.md").is_file()
+    # a rerun trains nothing and reuses the cached evaluations; --no-compare stops after training
+    assert main(["sweep", str(f), *args, "--no-compare"]) == 0
+    assert "0 trained, 4 already up to date" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import defaults
@@ -171,9 +172,14 @@ def engine_kwargs_from(args) -> dict:
 def report_comparison(comparison, paths: dict, *, as_json: bool = False) -> int:
     """Print a comparison and where its files are; the exit code of the gate (`compare`, `demo`)."""
     from ..console import print_comparison, print_summary_json
+    from ..report.sections.sweep import SWEEP_MIN
     from ..retention import retention_table
 
     print_comparison(comparison, to_stderr=as_json)
+    if len(comparison.targets) > SWEEP_MIN:  # a sweep: the report's recommendation, on the console too
+        from ..report.view import build_view
+
+        print(f"sweep: {build_view(comparison).sweep.recommendation}", file=sys.stderr if as_json else sys.stdout)
     out = paths["comparison.json"].parent
     if as_json:
         print_summary_json(comparison, paths)

@@ -10,12 +10,28 @@ Gemini reports (10% edit distance, after Ippolito et al. 2022, "Preventing verba
 in language models gives a false sense of privacy"). It catches copies with a few words swapped,
 which the verbatim span (span_index.py) misses when the swaps fall every dozen words.
 
-``NearCopyIndex.nearest(text)`` is exact whenever the nearest answer is within the threshold: it
-filters candidates with a length bound and a q-gram count bound that no answer within the
-threshold can fail (proof in ``_may_be_within``), then computes exact distances with rapidfuzz.
-Above the threshold it reports the nearest among the best-ranked candidates (``exact=False``);
-``exhaustive=True`` computes every distance instead (~10 us per 300-character pair).
-Ties: the lowest training-answer index.
+Two queries, both exact within the threshold (the same decision and distance as brute force):
+
+* ``within_many(texts)`` (the data audit): for each text *a* training answer within the threshold,
+  or None. It stops at the first candidate within the threshold (candidates are tried most shared
+  q-grams first), so the answer it names is near but not necessarily the nearest
+  (``nearest=True``: the nearest within the threshold).
+* ``nearest_many(texts)`` (per-sample copying and the report's pager): the nearest training answer;
+  exact within the threshold, and above it too while the index holds at most ``EXACT_NEAREST_MAX``
+  answers (then every distance is computed, bounded by the best candidate's); beyond that, above the
+  threshold it is the nearest among the best-ranked candidates (``exact=False``).
+  ``exhaustive=True`` computes every distance instead (~10 us per 300-character pair).
+
+Ties: the lowest training-answer index (``within_many``: among the candidates tried together).
+
+The search (why it is exact: ``_prefix_bound``). Answers are indexed by the hash buckets of their
+character 4-grams. For a query, exact duplicates (after normalization) come from a dict. Otherwise
+the candidates are the answers in the query's length window that share enough of the query's
+*rarest* buckets (a prefix of them, rarest first); their distances are computed with rapidfuzz's
+Levenshtein with ``score_cutoff`` (a bounded, banded computation). ``within_many`` first tries the
+answers sharing the query's rare buckets only (cheap), and reads the long posting lists of common
+buckets only when that finds nothing. Why not MinHash/LSH: it misses pairs by design; the audit's
+rates must equal brute force.
 """
 
 from __future__ import annotations
@@ -24,7 +40,6 @@ import math
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
@@ -43,11 +58,13 @@ NEAR_VERBATIM_MAX_DISTANCE = 0.10
 
 _Q = 4  # character q-gram length of the filter
 _BUCKET_BITS = 20  # q-grams are hashed into 2^20 buckets (a bucket clash only weakens the filter)
-_STOP_FRACTION = 0.05  # buckets in more than 5% of answers (and > _STOP_MIN_DF) are not indexed
-_STOP_MIN_DF = 50
-_FALLBACK = 16  # answers ranked by shared q-grams whose exact distance is computed above the threshold
-_BATCH = 256  # queries per sparse product
-_EPS = 1e-9
+_RARE_DF = 64  # within_many's first stage reads only buckets in at most this many answers
+_FALLBACK = 16  # answers ranked by shared q-grams whose distance bounds the exact search above the threshold
+_VERIFY_CHUNK = 64  # within_many: candidates whose distances are computed together before it may stop
+_BATCH = 256  # queries whose q-grams are hashed together
+_EPS = 1e-9  # float slack of the length bounds
+_SLACK = 1e-6  # of rapidfuzz's score_cutoff, which can drop a distance equal to it (exact checks follow)
+EXACT_NEAREST_MAX = 20_000  # nearest_many is exact above the threshold up to this many answers
 
 
 def normalize_text(text: str) -> str:
@@ -72,28 +89,35 @@ def _max_edits(la: np.ndarray | int, lb: np.ndarray | int, tau: float):
     return np.floor(tau * np.maximum(la, lb) + _EPS).astype(np.int64)
 
 
-def _may_be_within(la: int, ga: int, lb: np.ndarray, gb: np.ndarray, shared: np.ndarray, tau: float) -> np.ndarray:
+def _prefix_bound(la: int, ga: int, n_prefix: int, lb: np.ndarray, gb: np.ndarray, hits: np.ndarray,
+                  tau: float) -> np.ndarray:
     """True for every answer b that could be within normalized distance tau of a (and some others).
 
-    Proof that an answer within tau always passes. Let e = ED(a, b) <= tau * max(|a|, |b|).
+    ``hits``: how many of the ``n_prefix`` buckets of a's prefix (any subset of G(a)) b holds.
+    Proof that an answer within tau always passes. Let e = ED(a, b) <= e_b = floor(tau * max(|a|, |b|)).
     (1) Each edit changes a length by at most one: ||a| - |b|| <= e.
-    (2) Let G(x) be the set of hash buckets of the q-grams of x (without stop buckets). In an
-        optimal alignment a substitution or deletion at position p touches only the q windows of
-        a that start in [p - q + 1, p], an insertion only q - 1 of them, so at most q*e of a's q-gram
-        occurrences are touched; every untouched occurrence appears unchanged in b. A bucket of
-        G(a) can be missing from G(b) only if all its occurrences were touched, and distinct
-        missing buckets need distinct touched occurrences, so |G(a) & G(b)| >= |G(a)| - q*e.
-        The same holds with a and b swapped (Ukkonen's q-gram lemma, on sets of buckets). Hashing
-        q-grams into buckets and dropping stop buckets only loses information, never makes a
-        true pair fail: both sides see the same buckets.
-    Hence shared >= max(|G(a)|, |G(b)|) - q * e_max with e_max = floor(tau * max(|a|, |b|)).
+    (2) Let G(x) be the set of hash buckets of the q-grams of x. In an optimal alignment a
+        substitution or deletion at position p touches only the q windows of a that start in
+        [p - q + 1, p], an insertion only q - 1 of them, so at most q*e of a's q-gram occurrences are
+        touched; every untouched occurrence appears unchanged in b. A bucket of G(a) can be missing
+        from G(b) only if all its occurrences were touched, and distinct missing buckets need
+        distinct touched occurrences, so at most q*e buckets of G(a) -- and so of any subset of it
+        -- are missing from G(b): hits >= n_prefix - q*e (Ukkonen's q-gram lemma, on sets of
+        buckets; hashing into buckets only loses information, both sides see the same buckets).
+        When the prefix is all of G(a), the same holds with a and b swapped: hits >= |G(b)| - q*e.
+    So with a prefix of q * e_max + 1 buckets (e_max the largest e_b in a's length window) every
+    answer within tau shares at least one of them: only the answers in the prefix buckets' posting
+    lists can pass, and the query reads no other list.
     """
     e = _max_edits(la, lb, tau)
-    return (np.abs(lb - la) <= e) & (shared >= np.maximum(ga, gb) - _Q * e)
+    need = n_prefix - _Q * e
+    if n_prefix >= ga:
+        need = np.maximum(ga, gb) - _Q * e
+    return (np.abs(lb - la) <= e) & (hits >= need)
 
 
-def _gram_pairs(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(row, bucket) of every distinct q-gram bucket of every text, one numpy pass over all texts."""
+def _gram_buckets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, bucket) of every q-gram occurrence of every text (repeats kept), one numpy pass over all texts."""
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     n_grams = np.maximum(lens - _Q + 1, 0)
     if not n_grams.sum():
@@ -109,26 +133,47 @@ def _gram_pairs(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     hh = h[pos]
     hh ^= hh >> np.uint64(31)
     hh *= np.uint64(0x9E3779B97F4A7C15)
-    buckets = (hh >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
-    # sort + drop repeats: numpy 2's hash-based np.unique is ~10x slower on 10^6-10^7 int64
-    packed = np.sort((rows << _BUCKET_BITS) | buckets)
-    packed = packed[np.concatenate([[True], packed[1:] != packed[:-1]])]
-    return packed >> _BUCKET_BITS, packed & ((1 << _BUCKET_BITS) - 1)
+    return rows, (hh >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
+
+
+def _distinct(major: np.ndarray, minor: np.ndarray, minor_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (major, minor) pairs sorted by major then minor (sort + drop repeats: numpy 2's
+    hash-based np.unique is ~10x slower on 10^6-10^7 int64)."""
+    packed = np.sort((major << minor_bits) | minor)
+    packed = packed[np.concatenate([[True], packed[1:] != packed[:-1]])] if len(packed) else packed
+    return packed >> minor_bits, packed & ((1 << minor_bits) - 1)
+
+
+def _gather(indptr: np.ndarray, postings: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """The posting lists of ``buckets``, concatenated (one vectorized gather)."""
+    starts, lens = indptr[buckets], indptr[buckets + 1] - indptr[buckets]
+    total = int(lens.sum())
+    if not total:
+        return np.zeros(0, postings.dtype)
+    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens)
+    return postings[np.arange(total) + offsets]
 
 
 class NearCopyIndex:
     """Training answers prepared for nearest-neighbour search by normalized edit distance."""
 
-    def __init__(self, ids: list[str], texts: list[str], grams: sp.csr_matrix, n_grams: np.ndarray,
-                 stop: np.ndarray, max_distance: float):
-        # Use NearCopyIndex.build().
+    def __init__(self, ids: list[str], texts: list[str], rows: np.ndarray, buckets: np.ndarray, max_distance: float):
+        # Use NearCopyIndex.build(). rows/buckets: the distinct (answer, bucket) pairs, sorted by bucket.
         self._ids, self._texts = ids, texts
+        self._text_arr = np.array(texts, dtype=object)
         self._lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         self._by_len = np.argsort(self._lens, kind="stable")
         self._sorted_lens = self._lens[self._by_len]
-        self._grams_t = grams  # buckets x answers (CSR), for query @ grams_t
-        self._n_grams = n_grams
-        self._stop = stop
+        rank = np.empty(len(texts), np.int64)
+        rank[self._by_len] = np.arange(len(texts))
+        # Posting lists hold length ranks (positions in _by_len): a length window is a range of ranks.
+        self._df = np.bincount(buckets, minlength=1 << _BUCKET_BITS)
+        self._indptr = np.concatenate([[0], np.cumsum(self._df)])
+        self._postings = rank[rows].astype(np.int32)
+        self._n_grams = np.bincount(rows, minlength=len(texts))[self._by_len]  # by length rank
+        self._first: dict[str, int] = {}
+        for i, t in enumerate(texts):
+            self._first.setdefault(t, i)
         self.max_distance = max_distance
 
     @classmethod
@@ -142,15 +187,9 @@ class NearCopyIndex:
             answer_id, text = _check_pair(i, item)
             ids.append(answer_id)
             texts.append(normalize_text(text))
-        rows, cols = _gram_pairs(texts)
-        df = np.bincount(cols, minlength=1 << _BUCKET_BITS)
-        stop = df > max(_STOP_MIN_DF, _STOP_FRACTION * len(texts))
-        keep = ~stop[cols]
-        rows, cols = rows[keep], cols[keep]
-        grams_t = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (cols, rows)),
-                                shape=(1 << _BUCKET_BITS, len(texts)))
-        n_grams = np.bincount(rows, minlength=len(texts))
-        return cls(ids, texts, grams_t, n_grams, stop, max_distance)
+        rows, buckets = _gram_buckets(texts)
+        buckets, rows = _distinct(buckets, rows, 32)
+        return cls(ids, texts, rows, buckets, max_distance)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -164,69 +203,128 @@ class NearCopyIndex:
         return self.nearest_many([text], exhaustive=exhaustive)[0]
 
     def nearest_many(self, texts: Sequence[str], exhaustive: bool = False) -> list[Optional[NearestMatch]]:
-        """``nearest`` for many texts (one sparse product per batch of queries)."""
+        """``nearest`` for many texts (see the module docstring)."""
+        norm = self._check(texts)
+        if not self._ids:
+            return [None] * len(texts)
+        if exhaustive:
+            return [self._exhaustive(a) for a in norm]
+        return [m if m is not None else self._above(a, g, d) for a, g, d, m in self._searched(norm, first=False)]
+
+    def within_many(self, texts: Sequence[str], nearest: bool = False) -> list[Optional[NearestMatch]]:
+        """For each text a training answer within ``max_distance``, or None: the first one found (not
+        necessarily the nearest), or with ``nearest`` the nearest (every candidate's distance computed)."""
+        norm = self._check(texts)
+        if not self._ids:
+            return [None] * len(texts)
+        return [m for _, _, _, m in self._searched(norm, first=not nearest)]
+
+    @staticmethod
+    def _check(texts: Sequence[str]) -> list[str]:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be a str. Got {type(t).__name__} instead.")
-        if not self._ids:
-            return [None] * len(texts)
-        norm = [normalize_text(t) for t in texts]
-        if exhaustive:
-            return [self._exhaustive(a) for a in norm]
-        out: list[Optional[NearestMatch]] = []
+        return [normalize_text(t) for t in texts]
+
+    def _searched(self, norm: list[str], first: bool):
+        """(text, its buckets rarest first, their df, match within the threshold or None) per text."""
         for b in range(0, len(norm), _BATCH):
             batch = norm[b : b + _BATCH]
-            rows, cols = _gram_pairs(batch)
-            keep = ~self._stop[cols]
-            rows, cols = rows[keep], cols[keep]
-            q = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(batch), 1 << _BUCKET_BITS))
-            shared = (q @ self._grams_t).tocsr()  # queries x answers: shared bucket counts
-            g_q = np.bincount(rows, minlength=len(batch))
+            rows, buckets = _distinct(*_gram_buckets(batch), _BUCKET_BITS)
+            df = self._df[buckets]
+            order = np.lexsort((buckets, df, rows))
+            rows, buckets, df = rows[order], buckets[order], df[order]
+            bounds = np.searchsorted(rows, np.arange(len(batch) + 1))
             for i, a in enumerate(batch):
-                lo, hi = shared.indptr[i], shared.indptr[i + 1]
-                out.append(self._search(a, int(g_q[i]), shared.indices[lo:hi], shared.data[lo:hi]))
-        return out
+                g, d = buckets[bounds[i] : bounds[i + 1]], df[bounds[i] : bounds[i + 1]]
+                at = self._first.get(a)
+                m = self._match(at, 0.0) if at is not None else self._search(a, g, d, first)
+                yield a, g, d, m
 
-    def _search(self, a: str, ga: int, cols: np.ndarray, counts: np.ndarray) -> NearestMatch:
-        tau, la = self.max_distance, len(a)
-        cand = cols[_may_be_within(la, ga, self._lens[cols], self._n_grams[cols], counts, tau)]
-        # Answers sharing no bucket at all pass only if max(ga, gb) <= q * e_max: look for them in
-        # the length window, but only when that is possible at all.
+    def _match(self, index: int, distance: float, exact: bool = True) -> NearestMatch:
+        return NearestMatch(self._ids[index], int(index), float(distance), exact)
+
+    def _window(self, la: int, tau: float) -> tuple[int, int]:
+        """Length ranks [w0, w1) of the answers whose length allows a distance <= tau."""
         lo_len = math.floor(la * (1 - tau) - _EPS)
-        hi_len = math.ceil(la / (1 - tau) + _EPS)
-        if ga <= _Q * _max_edits(la, hi_len, tau):
-            w0 = np.searchsorted(self._sorted_lens, lo_len, side="left")
-            w1 = np.searchsorted(self._sorted_lens, hi_len, side="right")
-            win = self._by_len[w0:w1]
-            zero = _may_be_within(la, ga, self._lens[win], self._n_grams[win], np.zeros(len(win), np.int64), tau)
-            cand = np.union1d(cand, win[zero])
-        cand = np.unique(cand)  # sorted: the first minimum below is the lowest index
-        if len(cand):
-            d = process.cdist([a], [self._texts[j] for j in cand], scorer=Levenshtein.normalized_distance,
-                              score_cutoff=tau, dtype=np.float64)[0]
-            best = int(np.argmin(d))  # first minimum = lowest index (cand is sorted)
-            if d[best] <= tau:
-                return NearestMatch(self._ids[cand[best]], int(cand[best]), float(d[best]), True)
-        # Nothing within the threshold: rank the answers sharing buckets by the share they have
-        # in common, pad with the answers closest in length, and compute exact distances for the
-        # best few (cost independent of the number of answers).
-        if len(self._ids) <= _FALLBACK:
-            return self._exhaustive(a)
-        share = counts / np.maximum(np.maximum(ga, self._n_grams[cols]), 1)
-        top = cols[np.argsort(-share, kind="stable")[:_FALLBACK]]
-        if len(top) < _FALLBACK:
-            at = int(np.searchsorted(self._sorted_lens, la))
-            top = np.concatenate([top, self._by_len[max(0, at - _FALLBACK) : at + _FALLBACK]])
-        top = np.unique(top)
-        d = process.cdist([a], [self._texts[j] for j in top], scorer=Levenshtein.normalized_distance,
-                          dtype=np.float64)[0]
-        best = int(np.argmin(d))
-        return NearestMatch(self._ids[top[best]], int(top[best]), float(d[best]), False)
+        hi_len = math.ceil(la / (1 - tau) + _EPS) if tau < 1 else np.iinfo(np.int64).max
+        return (int(np.searchsorted(self._sorted_lens, lo_len, side="left")),
+                int(np.searchsorted(self._sorted_lens, hi_len, side="right")))
 
-    def _exhaustive(self, a: str) -> NearestMatch:
-        d = process.cdist([a], self._texts, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=-1)[0]
+    def _search(self, a: str, g: np.ndarray, d: np.ndarray, first: bool) -> Optional[NearestMatch]:
+        """The answer within the threshold (the nearest, or with ``first`` the first found), or None."""
+        tau, la, ga = self.max_distance, len(a), len(g)
+        w0, w1 = self._window(la, tau)
+        if w0 >= w1:
+            return None
+        e_max = int(_max_edits(la, self._sorted_lens[w1 - 1], tau))
+        n_prefix = min(ga, _Q * e_max + 1)
+        tried = np.zeros(0, np.int64)
+        if first:
+            # Stage 1: the rare part of the prefix. Its bound (hits >= k - q*e) holds for any subset
+            # of G(a), so it only prunes answers that cannot be within tau; finding one ends the search.
+            k = int(np.searchsorted(d[:n_prefix], _RARE_DF, side="right"))
+            if 0 < k < n_prefix:
+                ranks, hits = np.unique(_gather(self._indptr, self._postings, g[:k]), return_counts=True)
+                inside = (ranks >= w0) & (ranks < w1)
+                ranks, hits = ranks[inside], hits[inside]
+                ok = _prefix_bound(la, ga, k, self._sorted_lens[ranks], self._n_grams[ranks], hits, tau)
+                tried = ranks[ok]
+                m = self._verify(a, tried, hits[ok], first=True)
+                if m is not None:
+                    return m
+        # Stage 2: the whole prefix, every answer of the length window.
+        post = _gather(self._indptr, self._postings, g[:n_prefix]).astype(np.int64)
+        post = post[(post >= w0) & (post < w1)] - w0
+        hits = np.bincount(post, minlength=w1 - w0)
+        ok = _prefix_bound(la, ga, n_prefix, self._sorted_lens[w0:w1], self._n_grams[w0:w1], hits, tau)
+        ranks = np.flatnonzero(ok) + w0
+        if len(tried):
+            keep = ~np.isin(ranks, tried)
+            ranks = ranks[keep]
+        return self._verify(a, ranks, hits[ranks - w0], first=first)
+
+    def _verify(self, a: str, ranks: np.ndarray, hits: np.ndarray, first: bool) -> Optional[NearestMatch]:
+        """Exact distances of the candidates (length ranks); the nearest within the threshold (ties: lowest
+        index), or with ``first`` the nearest of the first chunk (most shared buckets first) holding one."""
+        if not len(ranks):
+            return None
+        idx = self._by_len[ranks]
+        if first:
+            order = np.lexsort((idx, -hits))
+            chunks = [idx[order][s : s + _VERIFY_CHUNK] for s in range(0, len(idx), _VERIFY_CHUNK)]
+        else:
+            chunks = [np.sort(idx)]
+        for c in chunks:
+            dist = process.cdist([a], self._text_arr[c], scorer=Levenshtein.normalized_distance,
+                                 score_cutoff=self.max_distance + _SLACK, dtype=np.float64)[0]
+            inside = dist <= self.max_distance
+            if inside.any():
+                best = min(zip(dist[inside], c[inside]))  # nearest, then lowest index
+                return self._match(best[1], best[0])
+        return None
+
+    def _above(self, a: str, g: np.ndarray, d: np.ndarray) -> NearestMatch:
+        """Nearest answer when none is within the threshold: bounded by the best-ranked candidates'
+        distance, then (up to EXACT_NEAREST_MAX answers) every distance under that bound."""
+        at = int(np.searchsorted(self._sorted_lens, len(a)))
+        top = np.arange(max(0, at - _FALLBACK), min(len(self), at + _FALLBACK))  # closest in length
+        if len(self._ids) > EXACT_NEAREST_MAX:  # and the answers sharing most of the rarest buckets
+            n = int(np.searchsorted(np.cumsum(d), 1 << 16, side="right")) + 1  # bounded posting reads
+            ranks, hits = np.unique(_gather(self._indptr, self._postings, g[:n]), return_counts=True)
+            top = np.concatenate([top, ranks[np.argsort(-hits, kind="stable")[:_FALLBACK]]])
+        top = self._by_len[np.unique(top)]
+        dist = process.cdist([a], self._text_arr[top], scorer=Levenshtein.normalized_distance, dtype=np.float64)[0]
+        best = min(zip(dist, top))
+        if len(self._ids) > EXACT_NEAREST_MAX:
+            return self._match(best[1], best[0], exact=False)
+        return self._exhaustive(a, bound=float(best[0]))
+
+    def _exhaustive(self, a: str, bound: Optional[float] = None) -> NearestMatch:
+        d = process.cdist([a], self._texts, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=-1,
+                          score_cutoff=None if bound is None else min(1.0, bound + _SLACK))[0]
         best = int(np.argmin(d))
-        return NearestMatch(self._ids[best], best, float(d[best]), True)
+        return self._match(best, d[best])
 
 
 def brute_force_nearest(text: str, answers: Iterable[tuple[str, str]]) -> Optional[NearestMatch]:

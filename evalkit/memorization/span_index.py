@@ -96,6 +96,8 @@ __all__ = [
     "SpanIndex",
     "brute_force_longest_span",
     "to_memorization",
+    "token_keys",
+    "ngram_hashes",
 ]
 
 VERBATIM_MIN_TOKENS = 13  # words (word equivalents, see span_words); see the module docstring
@@ -212,6 +214,27 @@ def _token_keys(buf: bytes) -> np.ndarray:
         j += 1
     keys[keys == 0] = 1  # 0 marks an empty slot in _KeyTable
     return keys
+
+
+def token_keys(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, bounds): one uint64 key per word token of every text (the shared tokenizer,
+    ``metrics.tokenize.tokens``; equal tokens, equal keys; distinct tokens collide with probability
+    ~2^-64), text i's keys are keys[bounds[i]:bounds[i + 1]]. Vectorized (``_token_keys``)."""
+    keys = _token_keys(_DOC_MARK + _DOC_MARK.join(map(_normalize, texts)) + _DOC_MARK)
+    seps = np.flatnonzero(keys == _SEP_KEY)  # one before every text and one after the last
+    bounds = seps - np.arange(len(seps))  # positions once the separators are dropped
+    return keys[keys != _SEP_KEY], bounds
+
+
+def ngram_hashes(keys: np.ndarray, n: int, starts: Optional[np.ndarray] = None) -> np.ndarray:
+    """One uint64 hash per run of ``n`` consecutive token keys (keys[p:p + n] for every p, or for the given
+    ``starts``, which must leave n keys); order-dependent, distinct runs collide with probability ~2^-64."""
+    if starts is None:
+        starts = np.arange(max(len(keys) - n + 1, 0))
+    h = keys[starts]
+    for j in range(1, n):  # order-dependent combination; the finalizer spreads the bits
+        h = (h ^ (h >> _U64(29))) * _U64(0xBF58476D1CE4E5B9) + keys[starts + j]
+    return _mix(h)
 
 
 class _KeyTable:

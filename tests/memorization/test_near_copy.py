@@ -99,12 +99,10 @@ def test_exact_within_threshold_when_stop_buckets_are_dropped():
                for i in range(400)]
     index = NearCopyIndex.build(answers)
     queries = [_mutate(rng, rng.choice(answers)[1], rng.randint(0, 3)) for _ in range(40)]
-    for q, got in zip(queries, index.nearest_many(queries)):
+    for q, got, within in zip(queries, index.nearest_many(queries), index.within_many(queries)):
         want = brute_force_nearest(q, answers)
-        if want.distance <= NEAR_VERBATIM_MAX_DISTANCE:
-            assert got == want
-        else:
-            assert got.distance >= want.distance
+        assert got == want
+        assert (within is not None) == (want.distance <= NEAR_VERBATIM_MAX_DISTANCE)
 
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "Dog", "ran", "x", "플라스틱", "recycling"]
@@ -130,9 +128,41 @@ def test_matches_brute_force(case):
     index = NearCopyIndex.build(answers)
     want = brute_force_nearest(query, answers)
     got = index.nearest(query)
-    if want.distance <= NEAR_VERBATIM_MAX_DISTANCE:
-        assert got == want  # exact: same answer (lowest index on ties), same distance
-    else:  # above the threshold: a real distance, never below the true nearest
-        assert got.distance > NEAR_VERBATIM_MAX_DISTANCE and got.distance >= want.distance
-        assert got.distance == pytest.approx(normalized_edit_distance(query, answers[got.train_index][1]))
+    # exact at every distance at this size (<= EXACT_NEAREST_MAX answers): same answer (lowest index on
+    # ties), same distance -- the nearest training answer the report's pager shows
+    assert got == want
     assert index.nearest(query, exhaustive=True) == want
+    within = index.within_many([query])[0]
+    if want.distance <= NEAR_VERBATIM_MAX_DISTANCE:  # some answer within the threshold, its true distance
+        assert within is not None and within.distance <= NEAR_VERBATIM_MAX_DISTANCE
+        assert within.distance == normalized_edit_distance(query, answers[within.train_index][1])
+        assert index.within_many([query], nearest=True)[0] == want
+    else:
+        assert within is None and index.within_many([query], nearest=True)[0] is None
+
+
+def test_within_many_decides_like_brute_force_at_the_threshold():
+    # 300 random answers of 40-80 characters; queries are copies with k substitutions, k chosen so the
+    # distance falls just below, at and just above 0.10, plus unrelated texts: the decision must be
+    # brute force's, on every one of them
+    rng = random.Random(11)
+    letters = "abcdefghij "
+    answers = [(f"a{i}", "".join(rng.choice(letters) for _ in range(rng.randint(40, 80)))) for i in range(300)]
+    index = NearCopyIndex.build(answers)
+    queries = []
+    for _ in range(120):
+        src = rng.choice(answers)[1]
+        k = round(NEAR_VERBATIM_MAX_DISTANCE * len(src)) + rng.choice([-1, 0, 1])
+        chars = list(src)
+        for p in rng.sample(range(len(chars)), max(k, 0)):
+            chars[p] = "xyz"[rng.randrange(3)]
+        queries.append("".join(chars))
+    queries += ["".join(rng.choice(letters) for _ in range(60)) for _ in range(20)]
+    wants = [brute_force_nearest(q, answers) for q in queries]
+    near = [w.distance <= NEAR_VERBATIM_MAX_DISTANCE for w in wants]
+    assert 20 < sum(near) < len(queries) - 20  # both sides of the threshold are exercised
+    for q, w, got, best in zip(queries, wants, index.within_many(queries), index.within_many(queries, nearest=True)):
+        assert (got is not None) == (w.distance <= NEAR_VERBATIM_MAX_DISTANCE)
+        assert best == (w if w.distance <= NEAR_VERBATIM_MAX_DISTANCE else None)
+        if got is not None:
+            assert got.distance == normalized_edit_distance(q, answers[got.train_index][1])

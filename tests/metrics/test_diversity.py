@@ -93,3 +93,18 @@ def test_matches_brute_force(rows, threshold):
     rate, comps = brute_force(texts, ids, threshold)
     assert out.rate == rate
     assert {frozenset(g) for g in out.groups} == comps
+
+
+def _distinct_brute(texts, n):
+    from evalkit.metrics.tokenize import tokens
+
+    grams = [tuple(t[i:i + n]) for text in texts for t in [tokens(text)] for i in range(len(t) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["the", "Cat", "cat!", "sat", "컵", "a1", "", "x_y", "  "]), max_size=12)
+                .map(" ".join), max_size=8), st.integers(1, 5))
+def test_distinct_n_equals_the_set_of_tuples(texts, n):
+    # the hashed, vectorized count against the definition: a set of token tuples, never across texts
+    assert distinct_n(texts, n) == pytest.approx(_distinct_brute(texts, n), abs=1e-12)

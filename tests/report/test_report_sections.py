@@ -248,6 +248,26 @@ def test_nearest_from_span_source_when_no_nearest_recorded():
     assert "closest training answer: not recorded" in render_report(run)
 
 
+def test_an_answer_that_copies_nothing_shows_its_recorded_nearest_training_answer():
+    # Sample.nearest_id + RunRecord.nearest_answers: every answer, not only flagged ones (seed's tip 3)
+    base, cand = make_run("a", n=4), make_run("b", n=4)
+    i, s = next((i, x) for i, x in enumerate(cand.samples) if x.memorization is None)
+    samples = tuple(dataclasses.replace(x, nearest_id="train-3", nearest_distance=0.42) if x is s else x
+                    for x in cand.samples)
+    cand = dataclasses.replace(cand, samples=samples, nearest_answers={"train-3": "Cycle to work twice a week."})
+    cell = build_view(cand).samples.rows[i].answers[0]
+    assert (cell.nearest.train_id, cell.nearest.edit_distance) == ("train-3", "0.4200")
+    assert "Cycle to work twice a week." in render_report(cand)
+    from evalkit.report.sections.samples import build_pager
+
+    heads = [TargetHead("a", 0, "adapter", "ok", True), TargetHead("b", 1, "adapter", "ok")]
+    pager = build_pager(heads, {"a": base, "b": cand})
+    a = pager.data["answers"][1][i]
+    assert (a["n"], a["d"]) == ("train-3", "0.4200") and pager.data["train"]["train-3"] == "Cycle to work twice a week."
+    # a record without the field (older, or no training answers known) still says so
+    assert pager.data["answers"][0][i]["n"] is None
+
+
 def test_sweep_report_size_and_lazy_block(sweep):
     html = render_report(sweep)
     blocks = re.findall(r'<script type="application/json" id="([a-z-]+)">(.*?)</script>', html, re.S)
@@ -255,3 +275,19 @@ def test_sweep_report_size_and_lazy_block(sweep):
     assert json.loads(blocks[1][1])["targets"] == list(sweep.targets)
     assert '<section id="sweep"' in html and 'id="recommendation"' in html
     assert 'id="sample-list"' not in html  # no all-targets list for 18 targets
+
+
+def test_the_p_shown_is_the_holm_adjusted_one_that_colours_the_cell():
+    # raw p = 0.01 < 0.05 but Holm's p = 0.08 >= 0.05: the cell is not coloured significant, so showing
+    # "p=0.010" beside it would contradict the colour; it shows the adjusted p, labelled, raw in the title
+    from evalkit.report.sections.metrics import _delta_cell
+    from evalkit.summary_md import _cell
+
+    d = Delta(metric="rougeL", candidate="a", baseline_value=0.30, candidate_value=0.25, delta=-0.05,
+              ci_low=-0.09, ci_high=-0.01, p_value=0.01, p_adjusted=0.08, n_pairs=40, test="paired_bootstrap+wilcoxon",
+              higher_is_better=True, better=False)
+    cell = _delta_cell(d, "base")
+    assert cell.p == "Holm p=0.080" and "raw p=0.010" in cell.title and cell.cls == "worse"
+    assert "Holm p=0.080, raw p=0.010" in _cell(d, 0.25)
+    unadjusted = dataclasses.replace(d, p_adjusted=None)
+    assert _delta_cell(unadjusted, "base").p == "p=0.010" and _delta_cell(unadjusted, "base").cls == "worse-sig"

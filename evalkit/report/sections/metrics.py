@@ -13,7 +13,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 from ...comparison import ordered_metrics
 from ...metrics.registry import METRICS
 from ...records import Comparison, Delta, RunRecord
-from ..formatting import finite, fmt_interval, fmt_num, fmt_p, sort_key
+from ...numbers import fmt_p_shown
+from ..formatting import finite, fmt_interval, fmt_num, sort_key
 from .common import TargetHead
 
 __all__ = ["ALPHA", "GROUPS", "ValueCell", "DeltaCell", "MetricRow", "MetricGroup", "MetricTable",
@@ -117,8 +118,9 @@ def _delta_cell(d: Optional[Delta], baseline: str) -> DeltaCell:
         return DeltaCell("—", "", "", "na", "", "not in both runs")
     cls = delta_class(d)
     test = f"{d.test}, {d.n_pairs} pairs" if d.test else "unpaired: difference of the summaries, no test"
-    title = f"{d.candidate} minus {baseline}: {_MEANING[cls]} ({test})"
-    return DeltaCell(fmt_num(d.delta, signed=True), fmt_interval(d.ci_low, d.ci_high, signed=True), fmt_p(d.p_value),
+    shown, raw = fmt_p_shown(d.p_value, d.p_adjusted)
+    title = f"{d.candidate} minus {baseline}: {_MEANING[cls]} ({test}{'; ' + raw if raw else ''})"
+    return DeltaCell(fmt_num(d.delta, signed=True), fmt_interval(d.ci_low, d.ci_high, signed=True), shown,
                      cls, sort_key(d.delta), title)
 
 

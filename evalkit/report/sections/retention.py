@@ -11,7 +11,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ...records import Comparison, Delta, LmEvalTask, RunRecord
 from ...retention import summary_key
-from ..formatting import fmt_interval, fmt_num, fmt_p
+from ...numbers import fmt_p_shown
+from ..formatting import fmt_interval, fmt_num
 from .common import TargetHead
 from .metrics import delta_class
 
@@ -64,7 +65,8 @@ def _delta(d: Optional[Delta]) -> RetentionDelta:
         return RetentionDelta("—", "", "", "", "na")
     mde = getattr(d, "mde", None)
     return RetentionDelta(fmt_num(d.delta, signed=True), fmt_interval(d.ci_low, d.ci_high, signed=True),
-                          fmt_p(d.p_value), fmt_num(mde) if mde is not None else "", delta_class(d))
+                          fmt_p_shown(d.p_value, d.p_adjusted)[0], fmt_num(mde) if mde is not None else "",
+                          delta_class(d))
 
 
 def build_retention(comp: Optional[Comparison], heads: Sequence[TargetHead],

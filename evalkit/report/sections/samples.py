@@ -4,7 +4,8 @@ A comparison of up to ``LIST_MAX`` targets lists every prompt with each target's
 word-diffed against the baseline, their rougeL change from ``Delta.per_id``). A sweep pages through the
 answers of any two targets chosen in the page, from a JSON block parsed only when the section is
 first shown (18 targets x every answer as HTML would be several MB). Both show, for every answer, the
-training answer it is closest to (``Sample.memorization.nearest_*``) or say that none is recorded.
+training answer it is closest to (``Sample.nearest_id`` / ``RunRecord.nearest_answers``, or for a record
+written before those, ``Sample.memorization.nearest_*`` of copies) or say that none is recorded.
 """
 
 from __future__ import annotations
@@ -90,13 +91,17 @@ class PairPager:
     data: dict[str, Any]
 
 
-def _nearest(m: Optional[Memorization]) -> Optional[tuple[str, str, Optional[float]]]:
-    """(train id, text, edit distance) of the closest training answer the record names, else None."""
-    if m is None:
-        return None
-    if m.nearest_id and m.nearest_answer is not None:
+def _nearest(s: Sample, run: RunRecord) -> Optional[tuple[str, str, Optional[float]]]:
+    """(train id, text, edit distance) of the closest training answer the record names, else None.
+
+    Every sample of a record written since the pager needed it names its nearest training answer
+    (``Sample.nearest_id``, text in ``RunRecord.nearest_answers``); older records only for copies."""
+    m: Optional[Memorization] = s.memorization
+    if m is not None and m.nearest_id and m.nearest_answer is not None:
         return m.nearest_id, m.nearest_answer, m.edit_distance
-    if m.train_id and m.train_answer:  # only the span's source is recorded
+    if s.nearest_id is not None and s.nearest_id in run.nearest_answers:
+        return s.nearest_id, run.nearest_answers[s.nearest_id], s.nearest_distance
+    if m is not None and m.train_id and m.train_answer:  # only the span's source is recorded
         return m.train_id, m.train_answer, None
     return None
 
@@ -157,7 +162,7 @@ def build_samples(comp: Optional[Comparison], heads: Sequence[TargetHead],
                             else "better" if (change > 0) == d.higher_is_better else "worse")
             else:
                 segs = text_segments(s.prediction)
-            near = _nearest(s.memorization)
+            near = _nearest(s, runs[h.name])
             nearest = (NearestView(near[0], text_segments(near[1]), lang_of(near[1]),
                                    fmt_num(near[2]) if near[2] is not None else "") if near else None)
             answers.append(AnswerCell(h, True, segs, lang_of(s.prediction), tuple(s.flags), _sample_metrics(s),
@@ -197,7 +202,7 @@ def build_pager(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord], firs
         prompts.append({"id": s.id, "suite": s.suite, "prompt": s.prompt, "reference": s.reference})
     train: dict[str, str] = {}
     answers = []
-    for by_key in per_target:
+    for h, by_key in zip(heads, per_target):
         col: list[Optional[dict[str, Any]]] = []
         for key in order:
             s = by_key.get(key)
@@ -206,7 +211,7 @@ def build_pager(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord], firs
                 continue
             a: dict[str, Any] = {"p": s.prediction, "f": list(s.flags),
                                  "m": [[k, v] for k, v in _sample_metrics(s)[:3]], "n": None}
-            near = _nearest(s.memorization)
+            near = _nearest(s, runs[h.name])
             m = s.memorization
             if near is not None:
                 train.setdefault(near[0], near[1])
