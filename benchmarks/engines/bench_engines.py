@@ -138,6 +138,21 @@ def main() -> int:
     answers: dict = {}
     logprobs: dict = {}
 
+    def finish(key: str) -> None:
+        """Agreement of ``key`` with the hf engine, printed and written at once: a stopped run keeps it."""
+        if key != "hf":
+            rows[key]["identical_to_hf"] = {n: _same(answers["hf"][n], answers[key][n]) for n in answers[key]}
+            if key in logprobs:
+                rows[key]["max_logprob_diff_vs_hf"] = {n: _max_diff(logprobs["hf"][n], logprobs[key][n])
+                                                       for n in logprobs[key]}
+        if key == "openai":
+            rows[key]["identical_to_vllm"] = {n: _same(answers["vllm"][n], answers[key][n]) for n in local}
+        if key == "openai_stream":
+            rows[key]["identical_to_non_streamed"] = {n: _same(answers["openai"][n], answers[key][n]) for n in local}
+        print(json.dumps({key: rows[key]}), flush=True)
+        args.out.write_text(json.dumps({"rows": rows, "answers": answers}, ensure_ascii=False, indent=1),
+                            encoding="utf-8")
+
     def offline(key: str, make, targets: dict, note: str = "") -> None:
         t = time.perf_counter()
         engine = make()
@@ -151,7 +166,7 @@ def main() -> int:
         release_llms()
         del engine
         gc.collect()
-        print(json.dumps({key: rows[key]}), flush=True)
+        finish(key)
 
     offline("hf", lambda: Engine("default", cache=False), local)
     offline("vllm", lambda: VllmEngine("default", adapters=list(adapters.values()), cache=False), local,
@@ -165,7 +180,7 @@ def main() -> int:
            "--lora-modules", *[f"{k}={v}" for k, v in adapters.items()], "--dtype", "float32",
            "--max-model-len", "4096", "--seed", "0", "--host", "127.0.0.1", "--port", str(port)]
     t = time.perf_counter()
-    log = open(work / "server.log", "wb")
+    log = open(work / "server.log", "wb")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV)
     try:
         import httpx
@@ -191,19 +206,11 @@ def main() -> int:
             if not stream:  # scoring does not stream
                 logprobs[key], score_s = _score_targets(ep, served, convs)
                 rows[key]["score_s"] = round(score_s, 1)
-            print(json.dumps({key: rows[key]}), flush=True)
+            finish(key)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    for key in ("vllm", "vllm_merged", "openai", "openai_stream"):
-        rows[key]["identical_to_hf"] = {n: _same(answers["hf"][n], answers[key][n]) for n in answers[key]}
-        if key in logprobs:
-            rows[key]["max_logprob_diff_vs_hf"] = {n: _max_diff(logprobs["hf"][n], logprobs[key][n])
-                                                   for n in logprobs[key]}
-    rows["openai"]["identical_to_vllm"] = {n: _same(answers["vllm"][n], answers["openai"][n]) for n in local}
-    rows["openai_stream"]["identical_to_non_streamed"] = {
-        n: _same(answers["openai"][n], answers["openai_stream"][n]) for n in local}
-    args.out.write_text(json.dumps({"rows": rows, "answers": answers}, ensure_ascii=False, indent=1), encoding="utf-8")
+        log.close()
     print(json.dumps(rows, indent=1))
     return 0
 
