@@ -67,6 +67,12 @@ def test_memorizing_adapter_is_caught_and_base_is_the_null(adapters, tiny_llama,
         assert lo < heavy.summary[null] < hi and heavy.n[null] == 8
     assert heavy.n["mia_auc"] == 8 and heavy.n["loss_gap_val"] == 8
     assert heavy.summary["mia_auc_ezmia"] > 0.5
+    # MIA on 8 per class is below the 30 it needs: reported, not judged (docs/verdict.md); the overfit is the gap's
+    (mia,) = [r for r in heavy.verdict.reasons if r.code == "mia_auc"]
+    assert (mia.level, mia.status, mia.n) == ("warn", "not_enough_data", 8)
+    from evalkit.verdict import rejudge
+
+    assert rejudge(heavy).verdict == heavy.verdict and rejudge(base).verdict == base.verdict  # the n is judged
 
 
 def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_path):
