@@ -37,6 +37,8 @@ rates must equal brute force.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -60,8 +62,10 @@ _Q = 4  # character q-gram length of the filter
 _BUCKET_BITS = 20  # q-grams are hashed into 2^20 buckets (a bucket clash only weakens the filter)
 _RARE_DF = 64  # within_many's first stage reads only buckets in at most this many answers
 _FALLBACK = 16  # answers ranked by shared q-grams whose distance bounds the exact search above the threshold
+_HIST_CLASSES = 64  # character classes of the frequency-distance bound checked before each edit distance
 _VERIFY_CHUNK = 64  # within_many: candidates whose distances are computed together before it may stop
 _BATCH = 256  # queries whose q-grams are hashed together
+_THREADS = min(2, os.cpu_count() or 1)  # query batches searched at once
 _EPS = 1e-9  # float slack of the length bounds
 _SLACK = 1e-6  # of rapidfuzz's score_cutoff, which can drop a distance equal to it (exact checks follow)
 EXACT_NEAREST_MAX = 20_000  # nearest_many is exact above the threshold up to this many answers
@@ -136,6 +140,28 @@ def _gram_buckets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return rows, (hh >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
 
 
+def _char_histograms(texts: Sequence[str]) -> np.ndarray:
+    """Per text, how many of its characters fall in each of _HIST_CLASSES classes (code point mod the
+    class count; uint16, saturating only beyond 65535 characters per class)."""
+    out = np.zeros((len(texts), _HIST_CLASSES), dtype=np.uint16)
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    if lens.sum():
+        codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+        rows = np.repeat(np.arange(len(texts)), lens)
+        counts = np.bincount(rows * _HIST_CLASSES + codes % _HIST_CLASSES, minlength=len(texts) * _HIST_CLASSES)
+        out[:] = np.minimum(counts, np.iinfo(np.uint16).max).reshape(len(texts), _HIST_CLASSES)
+    return out
+
+
+def _histogram_bound(ha: np.ndarray, la: int, hb: np.ndarray, lb: np.ndarray) -> np.ndarray:
+    """A lower bound on the edit distance from the character counts (the frequency distance): an edit
+    adds at most one character and removes at most one, so with P (N) the characters a has more (fewer)
+    of than b, ED >= max(P, N) = (L1 + |la - lb|) / 2. Merging characters into classes only lowers
+    L1, so the bound stays a bound; saturated counts (> 65535 of a class) can only lower it too."""
+    l1 = np.abs(hb.astype(np.int32) - ha.astype(np.int32)).sum(axis=1)
+    return (l1 + np.abs(lb - la)) // 2
+
+
 def _distinct(major: np.ndarray, minor: np.ndarray, minor_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (major, minor) pairs sorted by major then minor (sort + drop repeats: numpy 2's
     hash-based np.unique is ~10x slower on 10^6-10^7 int64)."""
@@ -171,6 +197,7 @@ class NearCopyIndex:
         self._indptr = np.concatenate([[0], np.cumsum(self._df)])
         self._postings = rank[rows].astype(np.int32)
         self._n_grams = np.bincount(rows, minlength=len(texts))[self._by_len]  # by length rank
+        self._hists = _char_histograms(texts)[self._by_len]  # by length rank
         self._first: dict[str, int] = {}
         for i, t in enumerate(texts):
             self._first.setdefault(t, i)
@@ -226,20 +253,27 @@ class NearCopyIndex:
                 raise TypeError(f"texts[{i}] must be a str. Got {type(t).__name__} instead.")
         return [normalize_text(t) for t in texts]
 
-    def _searched(self, norm: list[str], first: bool):
-        """(text, its buckets rarest first, their df, match within the threshold or None) per text."""
-        for b in range(0, len(norm), _BATCH):
-            batch = norm[b : b + _BATCH]
-            rows, buckets = _distinct(*_gram_buckets(batch), _BUCKET_BITS)
-            df = self._df[buckets]
-            order = np.lexsort((buckets, df, rows))
-            rows, buckets, df = rows[order], buckets[order], df[order]
-            bounds = np.searchsorted(rows, np.arange(len(batch) + 1))
-            for i, a in enumerate(batch):
-                g, d = buckets[bounds[i] : bounds[i + 1]], df[bounds[i] : bounds[i + 1]]
-                at = self._first.get(a)
-                m = self._match(at, 0.0) if at is not None else self._search(a, g, d, first)
-                yield a, g, d, m
+    def _searched(self, norm: list[str], first: bool) -> list[tuple]:
+        """(text, its buckets rarest first, their df, match within the threshold or None) per text. Batches
+        run on _THREADS threads: the numpy and rapidfuzz work inside a query releases the GIL."""
+        batches = [norm[b : b + _BATCH] for b in range(0, len(norm), _BATCH)]
+        if len(batches) < 2 or _THREADS < 2:
+            return [row for batch in batches for row in self._search_batch(batch, first)]
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            return [row for rows in pool.map(lambda batch: self._search_batch(batch, first), batches) for row in rows]
+
+    def _search_batch(self, batch: list[str], first: bool) -> list[tuple]:
+        rows, buckets = _distinct(*_gram_buckets(batch), _BUCKET_BITS)
+        df = self._df[buckets]
+        order = np.lexsort((buckets, df, rows))
+        rows, buckets, df = rows[order], buckets[order], df[order]
+        bounds = np.searchsorted(rows, np.arange(len(batch) + 1))
+        out = []
+        for i, a in enumerate(batch):
+            g, d = buckets[bounds[i] : bounds[i + 1]], df[bounds[i] : bounds[i + 1]]
+            at = self._first.get(a)
+            out.append((a, g, d, self._match(at, 0.0) if at is not None else self._search(a, g, d, first)))
+        return out
 
     def _match(self, index: int, distance: float, exact: bool = True) -> NearestMatch:
         return NearestMatch(self._ids[index], int(index), float(distance), exact)
@@ -274,9 +308,7 @@ class NearCopyIndex:
                 if m is not None:
                     return m
         # Stage 2: the whole prefix, every answer of the length window.
-        post = _gather(self._indptr, self._postings, g[:n_prefix]).astype(np.int64)
-        post = post[(post >= w0) & (post < w1)] - w0
-        hits = np.bincount(post, minlength=w1 - w0)
+        hits = np.bincount(_gather(self._indptr, self._postings, g[:n_prefix]), minlength=len(self))[w0:w1]
         ok = _prefix_bound(la, ga, n_prefix, self._sorted_lens[w0:w1], self._n_grams[w0:w1], hits, tau)
         ranks = np.flatnonzero(ok) + w0
         if len(tried):
@@ -289,6 +321,10 @@ class NearCopyIndex:
         index), or with ``first`` the nearest of the first chunk (most shared buckets first) holding one."""
         if not len(ranks):
             return None
+        la = len(a)
+        lb = self._sorted_lens[ranks]
+        near = _histogram_bound(_char_histograms([a])[0], la, self._hists[ranks], lb) <= _max_edits(la, lb, self.max_distance)
+        ranks, hits = ranks[near], hits[near]
         idx = self._by_len[ranks]
         if first:
             order = np.lexsort((idx, -hits))

@@ -166,3 +166,13 @@ def test_within_many_decides_like_brute_force_at_the_threshold():
         assert best == (w if w.distance <= NEAR_VERBATIM_MAX_DISTANCE else None)
         if got is not None:
             assert got.distance == normalized_edit_distance(q, answers[got.train_index][1])
+
+
+def test_many_batches_on_threads_answer_as_one_query_at_a_time():
+    # > 2 batches of 256 queries run on threads; the order and every answer must be unchanged
+    rng = random.Random(4)
+    answers = [(f"a{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 20)))) for i in range(150)]
+    index = NearCopyIndex.build(answers)
+    queries = [_mutate(rng, rng.choice(answers)[1], rng.randint(0, 4)) for _ in range(600)]
+    assert index.within_many(queries, nearest=True) == [index.within_many([q], nearest=True)[0] for q in queries]
+    assert index.nearest_many(queries) == [brute_force_nearest(q, answers) for q in queries]
