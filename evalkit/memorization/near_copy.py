@@ -37,8 +37,6 @@ rates must equal brute force.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -59,13 +57,13 @@ __all__ = [
 NEAR_VERBATIM_MAX_DISTANCE = 0.10
 
 _Q = 4  # character q-gram length of the filter
-_BUCKET_BITS = 20  # q-grams are hashed into 2^20 buckets (a bucket clash only weakens the filter)
+_BUCKET_BITS = 20  # q-grams are hashed into at most 2^20 buckets (a bucket clash only weakens the filter)
+_MIN_BUCKET_BITS = 10  # small indexes use fewer buckets (about two per q-gram occurrence): cheaper to build
 _RARE_DF = 64  # within_many's first stage reads only buckets in at most this many answers
 _FALLBACK = 16  # answers ranked by shared q-grams whose distance bounds the exact search above the threshold
 _HIST_CLASSES = 64  # character classes of the frequency-distance bound checked before each edit distance
 _VERIFY_CHUNK = 64  # within_many: candidates whose distances are computed together before it may stop
 _BATCH = 256  # queries whose q-grams are hashed together
-_THREADS = min(2, os.cpu_count() or 1)  # query batches searched at once
 _EPS = 1e-9  # float slack of the length bounds
 _SLACK = 1e-6  # of rapidfuzz's score_cutoff, which can drop a distance equal to it (exact checks follow)
 EXACT_NEAREST_MAX = 20_000  # nearest_many is exact above the threshold up to this many answers
@@ -120,7 +118,7 @@ def _prefix_bound(la: int, ga: int, n_prefix: int, lb: np.ndarray, gb: np.ndarra
     return (np.abs(lb - la) <= e) & (hits >= need)
 
 
-def _gram_buckets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _gram_buckets(texts: Sequence[str], bits: int = _BUCKET_BITS) -> tuple[np.ndarray, np.ndarray]:
     """(row, bucket) of every q-gram occurrence of every text (repeats kept), one numpy pass over all texts."""
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     n_grams = np.maximum(lens - _Q + 1, 0)
@@ -137,7 +135,7 @@ def _gram_buckets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     hh = h[pos]
     hh ^= hh >> np.uint64(31)
     hh *= np.uint64(0x9E3779B97F4A7C15)
-    return rows, (hh >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
+    return rows, (hh >> np.uint64(64 - bits)).astype(np.int64)
 
 
 def _char_histograms(texts: Sequence[str]) -> np.ndarray:
@@ -183,8 +181,10 @@ def _gather(indptr: np.ndarray, postings: np.ndarray, buckets: np.ndarray) -> np
 class NearCopyIndex:
     """Training answers prepared for nearest-neighbour search by normalized edit distance."""
 
-    def __init__(self, ids: list[str], texts: list[str], rows: np.ndarray, buckets: np.ndarray, max_distance: float):
-        # Use NearCopyIndex.build(). rows/buckets: the distinct (answer, bucket) pairs, sorted by bucket.
+    def __init__(self, ids: list[str], texts: list[str], rows: np.ndarray, buckets: np.ndarray, bits: int,
+                 max_distance: float):
+        # Use NearCopyIndex.build(). rows/buckets: the distinct (answer, bucket) pairs, sorted by bucket;
+        # bits: 2^bits buckets.
         self._ids, self._texts = ids, texts
         self._text_arr = np.array(texts, dtype=object)
         self._lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
@@ -193,7 +193,8 @@ class NearCopyIndex:
         rank = np.empty(len(texts), np.int64)
         rank[self._by_len] = np.arange(len(texts))
         # Posting lists hold length ranks (positions in _by_len): a length window is a range of ranks.
-        self._df = np.bincount(buckets, minlength=1 << _BUCKET_BITS)
+        self._bits = bits
+        self._df = np.bincount(buckets, minlength=1 << bits)
         self._indptr = np.concatenate([[0], np.cumsum(self._df)])
         self._postings = rank[rows].astype(np.int32)
         self._n_grams = np.bincount(rows, minlength=len(texts))[self._by_len]  # by length rank
@@ -214,9 +215,11 @@ class NearCopyIndex:
             answer_id, text = _check_pair(i, item)
             ids.append(answer_id)
             texts.append(normalize_text(text))
-        rows, buckets = _gram_buckets(texts)
+        grams = sum(max(len(t) - _Q + 1, 0) for t in texts)
+        bits = min(_BUCKET_BITS, max(_MIN_BUCKET_BITS, (2 * grams).bit_length()))
+        rows, buckets = _gram_buckets(texts, bits)
         buckets, rows = _distinct(buckets, rows, 32)
-        return cls(ids, texts, rows, buckets, max_distance)
+        return cls(ids, texts, rows, buckets, bits, max_distance)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -254,16 +257,11 @@ class NearCopyIndex:
         return [normalize_text(t) for t in texts]
 
     def _searched(self, norm: list[str], first: bool) -> list[tuple]:
-        """(text, its buckets rarest first, their df, match within the threshold or None) per text. Batches
-        run on _THREADS threads: the numpy and rapidfuzz work inside a query releases the GIL."""
-        batches = [norm[b : b + _BATCH] for b in range(0, len(norm), _BATCH)]
-        if len(batches) < 2 or _THREADS < 2:
-            return [row for batch in batches for row in self._search_batch(batch, first)]
-        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-            return [row for rows in pool.map(lambda batch: self._search_batch(batch, first), batches) for row in rows]
+        """(text, its buckets rarest first, their df, match within the threshold or None) per text."""
+        return [row for b in range(0, len(norm), _BATCH) for row in self._search_batch(norm[b : b + _BATCH], first)]
 
     def _search_batch(self, batch: list[str], first: bool) -> list[tuple]:
-        rows, buckets = _distinct(*_gram_buckets(batch), _BUCKET_BITS)
+        rows, buckets = _distinct(*_gram_buckets(batch, self._bits), self._bits)
         df = self._df[buckets]
         order = np.lexsort((buckets, df, rows))
         rows, buckets, df = rows[order], buckets[order], df[order]

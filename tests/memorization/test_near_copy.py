@@ -170,8 +170,8 @@ def test_within_many_decides_like_brute_force_at_the_threshold():
             assert got.distance == normalized_edit_distance(q, answers[got.train_index][1])
 
 
-def test_many_batches_on_threads_answer_as_one_query_at_a_time():
-    # > 2 batches of 256 queries run on threads; the order and every answer must be unchanged
+def test_many_batches_answer_as_one_query_at_a_time():
+    # > 2 batches of 256 queries hashed together; the order and every answer must be unchanged
     rng = random.Random(4)
     answers = [(f"a{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 20)))) for i in range(150)]
     index = NearCopyIndex.build(answers)
