@@ -27,8 +27,9 @@ Ties: the lowest training-answer index (``within_many``: among the candidates tr
 The search (why it is exact: ``_prefix_bound``). Answers are indexed by the hash buckets of their
 character 4-grams. For a query, exact duplicates (after normalization) come from a dict. Otherwise
 the candidates are the answers in the query's length window that share enough of the query's
-*rarest* buckets (a prefix of them, rarest first); their distances are computed with rapidfuzz's
-Levenshtein with ``score_cutoff`` (a bounded, banded computation). ``within_many`` first tries the
+*rarest* buckets (a prefix of them, rarest first), then those whose character counts allow the
+distance (``_histogram_bound``); their distances are computed with rapidfuzz's Levenshtein with
+``score_cutoff`` (a bounded, banded computation). ``within_many`` first tries the
 answers sharing the query's rare buckets only (cheap), and reads the long posting lists of common
 buckets only when that finds nothing. Why not MinHash/LSH: it misses pairs by design; the audit's
 rates must equal brute force.
