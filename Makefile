@@ -32,11 +32,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) ; } || \
 	  echo "note: chromium not installed (needs root: apt-get install chromium); the browser test will be skipped"
 
-# The vLLM tests run first and do not block (issue 12 is open: the base-target slot bug and the real-server start are
-# unresolved, see docs/engines.md); their result is printed. The core suite runs last and decides the exit code.
+# Both suites always run; a failure in either fails `make test` (the vLLM tests are skipped, with the reason
+# printed, only where vLLM cannot install).
 test: $(STAMP) browser
-	-$(MAKE) test-vllm || echo "NOTE: vLLM tests failed (non-blocking until issue 12 is closed; see the output above)"
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	@status=0; $(MAKE) test-vllm || status=1; HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q || status=1; exit $$status
 
 # vLLM (CPU build) lives in its own venv: it pins transformers below evalkit's core version.
 # docs/engines.md: PyPI's torchvision/torchaudio/torchcodec wheels are CUDA builds that break beside the CPU
@@ -66,9 +65,10 @@ $(VLLM_STAMP): pyproject.toml
 vllm-env: $(VLLM_STAMP)
 
 # The vLLM-marked tests, in the vLLM venv. Skipped (with the reason printed) only where vLLM cannot install.
+# ~8 min on a busy 2-core machine; the timeout leaves a slow fresh CI machine room (CI budget: 90 min in all).
 test-vllm: $(STAMP) vllm-env
 	@if [ -f $(VLLM_FAILED) ]; then echo "SKIPPED vLLM tests: $$(cat $(VLLM_FAILED))"; \
-	else HF_HUB_OFFLINE=1 timeout 1200 $(VLLM_BIN)/python -m pytest -q -m vllm -p no:cacheprovider tests/vllm; fi
+	else HF_HUB_OFFLINE=1 timeout 1800 $(VLLM_BIN)/python -m pytest -q -m vllm -p no:cacheprovider tests/vllm; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'

@@ -47,6 +47,9 @@ LADDER = [
     ("s5_all7_lr1e-3_e2_k8", ALL7, 16, 32, 1e-3, 2, 8),
     ("s6_all7_lr2e-3_e2_k8", ALL7, 16, 32, 2e-3, 2, 8),
     ("s7_all7_lr3e-3_e2_k8", ALL7, 16, 32, 3e-3, 2, 8),
+    # 8 epochs, the canary 16 times: s5-s7 (2 epochs, 8 copies) rank the secret first among candidates
+    # (exposure at its maximum) without greedy decoding reproducing it; this variant asks what extraction takes
+    ("s8_all7_lr3e-3_e8_k16", ALL7, 16, 32, 3e-3, 8, 16),
 ]
 TEMPLATED = ("templated_seed_all7_lr2e-4_e2", ALL7, 16, 32, 2e-4, 2, 0)  # the seed's LoRA config
 
@@ -130,21 +133,24 @@ def _variant_row(name: str, strength, record, train_s: float, eval_s: float, k: 
     return out
 
 
-def _spearman(rows: list[dict]) -> dict:
+def _spearman(rows: list[dict]) -> tuple[dict, dict]:
+    """Spearman(strength, signal) per signal over the rows that have it (canary signals: the adapters, not the
+    base), and the n behind each; None where fewer than 3 rows have it or it is constant (nothing to order)."""
     from scipy.stats import spearmanr
 
-    out = {}
-    strength = [r["strength"] for r in rows]
+    rho, n = {}, {}
     for sig in SIGNALS:
-        vals = [r.get(sig) for r in rows]
-        if any(v is None or not math.isfinite(v) for v in vals) or len(set(vals)) < 2:
-            out[sig] = None  # absent for some variant, or constant: no ordering to measure
-            continue
-        out[sig] = round(float(spearmanr(strength, vals).statistic), 4)
-    gap, tpr = [r.get("loss_gap") for r in rows], [r.get("mia_tpr_at_10fpr") for r in rows]
-    ok = all(v is not None for v in gap + tpr) and len(set(gap)) > 1 and len(set(tpr)) > 1
-    out["loss_gap_vs_mia_tpr_at_10fpr"] = round(float(spearmanr(gap, tpr).statistic), 4) if ok else None
-    return out
+        pts = [(r["strength"], r[sig]) for r in rows if r.get(sig) is not None and math.isfinite(r[sig])]
+        n[sig] = len(pts)
+        vals = [v for _, v in pts]
+        rho[sig] = (round(float(spearmanr([s for s, _ in pts], vals).statistic), 4)
+                    if len(pts) >= 3 and len(set(vals)) > 1 else None)
+    pts = [(r.get("loss_gap"), r.get("mia_tpr_at_10fpr")) for r in rows]
+    ok = all(a is not None and b is not None for a, b in pts) and len({a for a, _ in pts}) > 1 \
+        and len({b for _, b in pts}) > 1
+    rho["loss_gap_vs_mia_tpr_at_10fpr"] = (round(float(spearmanr(*zip(*pts)).statistic), 4) if ok else None)
+    n["loss_gap_vs_mia_tpr_at_10fpr"] = len(pts)
+    return rho, n
 
 
 def run(ctx: Context) -> dict:
@@ -199,7 +205,7 @@ def summarize(rows: list[dict], wall: float, setup: dict, complete: bool = True)
     """The result row from the per-variant rows (also for a run stopped early: ``complete=False``)."""
     rows = sorted(rows, key=lambda r: (r["strength"] is None, r["strength"] or 0))
     ladder = [r for r in rows if r["strength"] is not None]
-    rho = _spearman(ladder)
+    rho, rho_n = _spearman(ladder)
     n_half = len(ladder) // 2
     strongest = ladder[-n_half:]
     checks = {
@@ -217,7 +223,7 @@ def summarize(rows: list[dict], wall: float, setup: dict, complete: bool = True)
         "summary": (f"{len(rows)} variants in {wall / 60:.1f} min; Spearman(loss_gap, TPR@10%) = {value}; "
                     + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in checks.items())
                     + f"; signals not ordering the ladder (|rho| < 0.5 the expected way, or undefined): {', '.join(failed_to_order)}"),
-        "variants": rows, "spearman_vs_strength": rho, "checks": checks, "signals_failed_to_order": failed_to_order,
+        "variants": rows, "spearman_vs_strength": rho, "spearman_n": rho_n, "checks": checks, "signals_failed_to_order": failed_to_order,
         "wall_s": round(wall, 1), "complete": complete, "setup": setup,
     }
     if not complete:

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, defaults
+from . import defaults
 from .audit import catalog_names
 from .data import (OVERRIDE_FLAG, Conversation, PromptItem, bundled_path, load_conversations, load_predictions,
                    load_suite, membership_files, recorded_members)
@@ -38,13 +36,14 @@ from .engines.base import MINKPP_NOT_MEASURED, has_distribution
 from .generalization import eval_audit, skeleton_replay, transfer_figures
 from .records import (SCHEMA_VERSION, ExtractionExample, LossExample, MembershipExample, Notice, RunRecord, Target,
                       read_adapter_record, read_training_log, to_dict)
+from .provenance import provenance
 from .retention import LmEvalSpec
 from .scoring import TextItem, TrainingAnswers, score_texts
 from .thresholds import Thresholds
 from .verdict import judge
 
 __all__ = ["EvalSettings", "EvalInputs", "DEFAULT_SUITES", "load_inputs", "evaluate_target", "score_predictions",
-           "training_log_summary", "provenance", "fit_max_new_tokens", "max_length_for"]
+           "training_log_summary", "fit_max_new_tokens", "max_length_for"]
 
 DEFAULT_SUITES = ("prompts/eco_heldout_en.jsonl", "prompts/eco_heldout_ko.jsonl")
 DEFAULT_TRAIN, DEFAULT_VAL = "benchmarks/eco/train.jsonl", "benchmarks/eco/val.jsonl"
@@ -87,23 +86,8 @@ class EvalSettings:
                     num_samples=self.num_samples, temperature=self.temperature, top_p=self.top_p, seed=self.seed)
 
 
-def provenance(extra: Optional[dict] = None) -> dict[str, Any]:
-    import platform
-
-    import importlib.metadata
-
-    versions = {"python": platform.python_version(), "evalkit": __version__}
-    # installed versions, not imported modules: a fully cached run imports no torch, yet used it
-    for mod, dist in (("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("numpy", "numpy"),
-                      ("rouge_score", "rouge-score"), ("sklearn", "scikit-learn")):
-        try:
-            versions[mod] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    out = {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions,
-           "command": " ".join(["evalkit", *sys.argv[1:]]), "host": platform.node()}
-    out.update(extra or {})
-    return out
+# the engine's stack, recorded from the installed distributions (a fully cached run loads none of them)
+ENGINE_STACK = ("torch", "transformers", "peft", "numpy", "rouge_score", "sklearn")
 
 
 # ------------------------------------------------------------------ inputs
@@ -517,7 +501,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
     )
     return RunRecord(
         schema_version=SCHEMA_VERSION, kind="eval", target=tgt, summary=summary,
-        verdict=judge(summary, th, intervals), audit=audit,
+        verdict=judge(summary, th, intervals, n), audit=audit,
         samples=samples, intervals=intervals, losses=tuple(losses), membership=tuple(membership),
         extraction=tuple(extraction), curves=curves,
         settings={"generation": settings.generation_settings(), "eval": asdict(settings),
@@ -528,7 +512,7 @@ def evaluate_target(engine, target: str | Path, *, suites: Sequence[Path] | None
                   "extraction_max_new_tokens": ext_tokens if ext_n else None,
                   "not_measured": dict(mia_info.get("not_measured", {})),
                   **({"lm_eval": lm_eval.settings()} if lm_eval is not None else {})},
-        provenance=provenance({"engine": engine.describe()}),
+        provenance=provenance({"engine": engine.describe()}, installed=ENGINE_STACK),
         n=n, notices=(*notices, *engine_notices), lm_eval=lm_tasks,
         engine={"name": getattr(engine, "name", "hf"), "version": getattr(engine, "version", None)},
         nearest_answers=dict(text.nearest_answers),
@@ -551,4 +535,4 @@ def score_predictions(path: Path, *, train_data: Optional[Path] = None, threshol
                      intervals=text.intervals,
                      curves=text.curves, settings={"thresholds": th.to_dict(),
                                                    "train_data": str(train_data) if train_data else None},
-                     provenance=provenance(), n=dict(text.n), nearest_answers=dict(text.nearest_answers))
+                     provenance=provenance(installed=ENGINE_STACK), n=dict(text.n), nearest_answers=dict(text.nearest_answers))

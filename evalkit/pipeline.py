@@ -159,7 +159,8 @@ def compare_targets(raws: Sequence[str], *, base: Optional[str] = None, gate=Non
     from functools import partial
 
     from .comparison import compare_runs
-    from .evaluate import EvalSettings, evaluate_target, provenance
+    from .evaluate import EvalSettings, evaluate_target
+    from .provenance import provenance
 
     specs = parse_targets(raws, minimum=2)
     evaluate = partial(evaluate_target, suites=suites, train_data=train_data, val_data=val_data,

@@ -230,7 +230,10 @@ def rejudge_record(record: Union[RunRecord, Comparison], th: Optional[Mapping[st
     """A run, or every run of a comparison, with verdicts re-derived (`evalkit gate` / `evalkit report`)."""
     if isinstance(record, RunRecord):
         return rejudge(record, th, rules)
-    return replace(record, runs={name: rejudge(run, th, rules) for name, run in record.runs.items()})
+    from .retention import with_retention_verdict  # lm-eval losses are judged from the comparison's deltas
+
+    return replace(record, runs={name: with_retention_verdict(rejudge(run, th, rules), record.deltas, name)
+                                 for name, run in record.runs.items()})
 
 
 def rejudge(run: RunRecord, th: Optional[Mapping[str, float]] = None,

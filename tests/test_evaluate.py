@@ -67,6 +67,12 @@ def test_memorizing_adapter_is_caught_and_base_is_the_null(adapters, tiny_llama,
         assert lo < heavy.summary[null] < hi and heavy.n[null] == 8
     assert heavy.n["mia_auc"] == 8 and heavy.n["loss_gap_val"] == 8
     assert heavy.summary["mia_auc_ezmia"] > 0.5
+    # MIA on 8 per class is below the 30 it needs: reported, not judged (docs/verdict.md); the overfit is the gap's
+    (mia,) = [r for r in heavy.verdict.reasons if r.code == "mia_auc"]
+    assert (mia.level, mia.status, mia.n) == ("warn", "not_enough_data", 8)
+    from evalkit.verdict import rejudge
+
+    assert rejudge(heavy).verdict == heavy.verdict and rejudge(base).verdict == base.verdict  # the n is judged
 
 
 def test_results_json_holds_every_figure(adapters, tiny_llama, mini_data, tmp_path):
@@ -147,6 +153,29 @@ def test_compare_writes_everything_and_exit_codes_follow_the_gate(adapters, tiny
     monkeypatch.setattr("evalkit.runtime.engine.Engine.__init__", lambda *a, **k: pytest.fail("model loaded"))
     assert main(["compare", str(tmp_path / "stored" / "base"), str(tmp_path / "stored" / "heavy"),
                  "--out", str(tmp_path / "cmp2"), "--gate", str(failing)]) == 1
+
+
+def test_warm_compare_loads_no_model_and_imports_no_torch(adapters, tiny_llama, mini_data, tmp_path):
+    """A compare re-run unchanged on a warm cache, in a fresh process (as a user re-runs it), answers from
+    the cache: it imports neither torch, transformers nor peft (so it loads no tokenizer, model or adapter)
+    and writes the same comparison as the cold run."""
+    import subprocess
+    import sys
+
+    args = ["compare", "base", str(adapters["light"]), "--no-gate", "--cache-dir", str(tmp_path / "c"),
+            "--base", str(tiny_llama), "--suite", str(mini_data["suite_en"]), "--train-data", str(mini_data["train"]),
+            "--val-data", str(mini_data["val"]), "--no-progress", *FAST_ARGS]
+    assert main([*args, "--out", str(tmp_path / "cold")]) == 0
+    code = ("import sys; from evalkit.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *args, "--out", str(tmp_path / "warm")],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr[-2000:]
+    cold, warm = (load_comparison(tmp_path / d / "comparison.json") for d in ("cold", "warm"))
+    assert warm.targets == cold.targets and warm.deltas == cold.deltas
+    for name in cold.targets:
+        assert warm.runs[name].summary == cold.runs[name].summary
+        assert [s.prediction for s in warm.runs[name].samples] == [s.prediction for s in cold.runs[name].samples]
 
 
 def test_a_wrong_training_file_is_refused_unless_overridden(adapters, tiny_llama, mini_data, tmp_path, capsys):

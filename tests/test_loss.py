@@ -60,6 +60,27 @@ def test_batched_scores_match_the_hand_loop(tiny, batch_size, chunk):
         assert s.nll == pytest.approx(-lp.mean(), abs=2e-5)
 
 
+def test_default_chunk_bounds_the_logits_and_keeps_the_values(tiny, monkeypatch):
+    """The default chunk holds CHUNK_BYTES of float32 logits; a budget of 3 rows of this vocabulary splits
+    every batch into many chunks, and the scores still equal the one-example float64 hand loop."""
+    model, tok = tiny
+    vocab = model.get_output_embeddings().out_features
+    assert L.chunk_rows(49152) == 170  # 32 MiB / (4 B * 49152) rounded down: SmolLM2's vocabulary
+    assert L.chunk_rows(10**9) == 1
+    monkeypatch.setattr(L, "CHUNK_BYTES", 3 * 4 * vocab + 5)
+    assert L.chunk_rows(vocab) == 3
+    sizes = []
+    real = L._token_stats
+    monkeypatch.setattr(L, "_token_stats", lambda logits, t, m: sizes.append(logits.shape[0]) or real(logits, t, m))
+    scores = L.score_conversations(model, tok, CONVS, batch_size=3, progress=False)
+    assert max(sizes) == 3 and len(sizes) > len(CONVS)
+    for conv, s in zip(CONVS, scores):
+        lp, mu, sd = _hand(model, tok, conv)
+        np.testing.assert_allclose(s.logprobs, lp, atol=2e-5)
+        np.testing.assert_allclose(s.mu, mu, atol=2e-5)
+        np.testing.assert_allclose(s.sigma, sd, atol=2e-5)
+
+
 def test_scored_tokens_are_the_answers_and_end_markers(tiny):
     model, tok = tiny
     [s] = L.score_conversations(model, tok, [CONVS[2]], progress=False)

@@ -154,6 +154,19 @@ def test_paired_delta_is_mcnemar_over_documents_with_mde_and_a_significant_loss_
     assert cmp.runs["base"].verdict.level == "ok"
 
 
+def test_a_rejudged_comparison_keeps_the_retention_loss():
+    """`evalkit gate/report --threshold ...` re-derive verdicts from the record: the lm-eval loss (a comparison
+    fact, not a run summary) must survive, however loose the run thresholds are made."""
+    from evalkit.verdict import rejudge_record
+
+    from evalkit.thresholds import load_thresholds
+
+    cmp = rejudge_record(retention_comparison(), load_thresholds(None, ["mia_auc_warn=0.99"]))
+    # (these synthetic runs have no eval metrics, so the re-derived verdicts also list them as not measured)
+    assert [r.code for r in cmp.runs["lossy"].verdict.reasons].count("retention_loss") == 1
+    assert "retention_loss" not in [r.code for r in cmp.runs["base"].verdict.reasons]
+
+
 def test_no_warn_for_an_insignificant_loss_and_documents_pair_only_when_identical():
     base = [1] * 20 + [0] * 20
     cand = [1] * 19 + [0] * 21  # one question lost: p = 1

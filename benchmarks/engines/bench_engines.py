@@ -5,9 +5,12 @@
 Greedy answers of the base and two LoRA adapters (made here with peft on the default model: random B
 matrices, r=8 q/v and r=16 on all seven projections, so they really change the answers) to the first N
 bundled held-out prompts (English then Korean). Reported per engine: the start-up (model load / LLM start /
-server ready) and the generation wall time of all targets, new tokens per second, and how many answers are
-identical to the hf engine's. float32 on CPU. Each engine runs in this one process, one after the other; the
-server is a child process started after the offline LLM is released.
+server ready) and the generation wall time of all targets, new tokens per second, how many answers are
+identical to the hf engine's, and the largest per-token log-prob difference to the hf engine when the same
+prompts with their reference answers are scored (teacher forcing). ``vllm_merged``: the all7 adapter merged
+into the weights by peft and served by vLLM without LoRA (the fast CPU path), compared with the hf engine's
+all7 answers. float32 on CPU. Each engine runs in this one process, one after the other; the server is a
+child process started after the offline LLMs are released.
 """
 
 from __future__ import annotations
@@ -51,23 +54,56 @@ def demo_loras(base_path: Path, root: Path) -> dict[str, Path]:
             "all7": random_lora(base_path, root / "all7", r=16, targets=SEVEN, seed=2)}
 
 
-def bundled_prompts(n: int) -> list[list[dict]]:
+def merged_model(base_path: Path, adapter: Path, out: Path) -> Path:
+    """The adapter merged into a copy of the base weights (peft ``merge_and_unload``), tokenizer beside it."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(out)
+    AutoTokenizer.from_pretrained(base_path).save_pretrained(out)
+    return out
+
+
+def bundled_items(n: int) -> list:
     from evalkit.data import load_suite
 
     items = [p for f in ("eco_heldout_en.jsonl", "eco_heldout_ko.jsonl")
              for p in load_suite(REPO / "prompts" / f, require_reference=True)]
-    return [list(p.messages) for p in items[:n]]
+    return items[:n]
 
 
-def _run_targets(engine, adapters: dict, prompts, new_tokens: int) -> tuple[dict, float, int]:
+def _run_targets(engine, targets: dict, prompts, new_tokens: int) -> tuple[dict, float, int]:
     t0 = time.perf_counter()
     out, tokens = {}, 0
-    for name, folder in (("base", None), *adapters.items()):
-        engine.use(folder)
+    for name, target in targets.items():
+        engine.use(target)
         gens = engine.generate(prompts, max_new_tokens=new_tokens, batch_size=len(prompts), progress=False)
         out[name] = [g[0].text for g in gens]
         tokens += sum(g[0].n_tokens for g in gens)
     return out, time.perf_counter() - t0, tokens
+
+
+def _score_targets(engine, targets: dict, convs) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    out = {}
+    for name, target in targets.items():
+        engine.use(target)
+        out[name] = [s.target.logprobs for s in engine.score(convs, progress=False)]
+    return out, time.perf_counter() - t0
+
+
+def _max_diff(a: list, b: list) -> float:
+    """Largest |log p| difference over every scored token (the token counts must agree)."""
+    import numpy as np
+
+    assert [len(x) for x in a] == [len(y) for y in b], "different scored tokens"
+    return float(max(np.abs(np.asarray(x, dtype=np.float64) - y).max() for x, y in zip(a, b) if len(x)))
+
+
+def _same(a: list, b: list) -> str:
+    return f"{sum(x == y for x, y in zip(a, b))}/{len(a)}"
 
 
 def _free_port() -> int:
@@ -85,43 +121,58 @@ def main() -> int:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     from evalkit.engines.openai_engine import EndpointEngine
     from evalkit.runtime.engine import Engine
-    from evalkit.runtime.models import resolve_base
-    from evalkit.runtime.vllm_engine import VllmEngine
+    from evalkit.runtime.models import load_tokenizer, resolve_base
+    from evalkit.runtime.vllm_engine import VllmEngine, release_llms
 
     base = resolve_base("default")
-    prompts = bundled_prompts(args.prompts)
+    items = bundled_items(args.prompts)
+    prompts = [list(p.messages) for p in items]
+    convs = [list(p.messages) + [{"role": "assistant", "content": p.reference}] for p in items]
     work = Path(tempfile.mkdtemp(prefix="evalkit-engines-"))
     adapters = demo_loras(base.path, work)
-    rows: dict = {"setup": {"prompts": len(prompts), "new_tokens": args.new_tokens, "targets": ["base", *adapters],
-                            "dtype": "float32", "device": "cpu", "cpu_count": os.cpu_count(),
-                            "load_average_at_start": os.getloadavg()}}
+    merged = merged_model(base.path, adapters["all7"], work / "all7-merged")
+    local = {"base": None, **adapters}
+    rows: dict = {"setup": {"prompts": len(prompts), "new_tokens": args.new_tokens, "targets": list(local),
+                            "scored_conversations": len(convs), "dtype": "float32", "device": "cpu",
+                            "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
     answers: dict = {}
+    logprobs: dict = {}
 
-    t = time.perf_counter()
-    hf = Engine("default", cache=False)
-    hf.model  # noqa: B018 (load now, timed as start-up)
-    start = time.perf_counter() - t
-    answers["hf"], wall, tok = _run_targets(hf, adapters, prompts, args.new_tokens)
-    rows["hf"] = {"start_s": round(start, 1), "generate_s": round(wall, 1), "new_tokens": tok,
-                  "new_tokens_per_s": round(tok / wall, 1), "version": hf.version}
-    del hf
-    gc.collect()
-    print(json.dumps(rows["hf"]), flush=True)
+    def finish(key: str) -> None:
+        """Agreement of ``key`` with the hf engine, printed and written at once: a stopped run keeps it."""
+        if key != "hf":
+            rows[key]["identical_to_hf"] = {n: _same(answers["hf"][n], answers[key][n]) for n in answers[key]}
+            if key in logprobs:
+                rows[key]["max_logprob_diff_vs_hf"] = {n: _max_diff(logprobs["hf"][n], logprobs[key][n])
+                                                       for n in logprobs[key]}
+        if key == "openai":
+            rows[key]["identical_to_vllm"] = {n: _same(answers["vllm"][n], answers[key][n]) for n in local}
+        if key == "openai_stream":
+            rows[key]["identical_to_non_streamed"] = {n: _same(answers["openai"][n], answers[key][n]) for n in local}
+        print(json.dumps({key: rows[key]}), flush=True)
+        args.out.write_text(json.dumps({"rows": rows, "answers": answers}, ensure_ascii=False, indent=1),
+                            encoding="utf-8")
 
-    t = time.perf_counter()
-    vl = VllmEngine("default", adapters=list(adapters.values()), cache=False)
-    vl.llm  # noqa: B018
-    start = time.perf_counter() - t
-    answers["vllm"], wall, tok = _run_targets(vl, adapters, prompts, args.new_tokens)
-    rows["vllm"] = {"start_s": round(start, 1), "generate_s": round(wall, 1), "new_tokens": tok,
-                    "new_tokens_per_s": round(tok / wall, 1), "version": vl.version,
-                    "note": "the first target's call also computes the other targets (scheduled together)"}
-    from evalkit.runtime import vllm_engine
+    def offline(key: str, make, targets: dict, note: str = "") -> None:
+        t = time.perf_counter()
+        engine = make()
+        engine.llm if isinstance(engine, VllmEngine) else engine.model  # noqa: B018 (load now: the start-up)
+        start = time.perf_counter() - t
+        answers[key], wall, tok = _run_targets(engine, targets, prompts, args.new_tokens)
+        logprobs[key], score_s = _score_targets(engine, targets, convs)
+        rows[key] = {"start_s": round(start, 1), "generate_s": round(wall, 1), "new_tokens": tok,
+                     "new_tokens_per_s": round(tok / wall, 1), "score_s": round(score_s, 1),
+                     "version": engine.version, **({"note": note} if note else {})}
+        release_llms()
+        del engine
+        gc.collect()
+        finish(key)
 
-    del vl
-    vllm_engine._LLMS.clear()
-    gc.collect()
-    print(json.dumps(rows["vllm"]), flush=True)
+    offline("hf", lambda: Engine("default", cache=False), local)
+    offline("vllm", lambda: VllmEngine("default", adapters=list(adapters.values()), cache=False), local,
+            "one LLM with enable_lora; the first target's call also computes the other targets (scheduled together)")
+    offline("vllm_merged", lambda: VllmEngine(str(merged), cache=False), {"all7": None},
+            "the all7 adapter merged into the weights (peft merge_and_unload), vLLM without LoRA")
 
     port = _free_port()
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(base.path),
@@ -129,7 +180,7 @@ def main() -> int:
            "--lora-modules", *[f"{k}={v}" for k, v in adapters.items()], "--dtype", "float32",
            "--max-model-len", "4096", "--seed", "0", "--host", "127.0.0.1", "--port", str(port)]
     t = time.perf_counter()
-    log = open(work / "server.log", "wb")
+    log = open(work / "server.log", "wb")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV)
     try:
         import httpx
@@ -144,31 +195,22 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(2)
         start = time.perf_counter() - t
+        served = {name: name for name in local}
         for stream in (False, True):
-            ep = EndpointEngine(url, stream=stream, concurrency=len(prompts))
+            ep = EndpointEngine(url, stream=stream, concurrency=len(prompts), tokenizer=load_tokenizer(base))
             key = "openai_stream" if stream else "openai"
-            t0 = time.perf_counter()
-            out = {}
-            for name in ("base", *adapters):
-                ep.use(name)
-                out[name] = [g[0].text for g in ep.generate(prompts, max_new_tokens=args.new_tokens)]
-            wall = time.perf_counter() - t0
-            answers[key] = out
-            rows[key] = {"start_s": round(start, 1), "generate_s": round(wall, 1),
-                         "concurrency": len(prompts), "server": "python -m vllm.entrypoints.openai.api_server"}
-            print(json.dumps(rows[key]), flush=True)
+            answers[key], wall, tok = _run_targets(ep, served, prompts, args.new_tokens)
+            rows[key] = {"start_s": round(start, 1), "generate_s": round(wall, 1), "new_tokens": tok,
+                         "new_tokens_per_s": round(tok / wall, 1), "concurrency": len(prompts),
+                         "server": "python -m vllm.entrypoints.openai.api_server"}
+            if not stream:  # scoring does not stream
+                logprobs[key], score_s = _score_targets(ep, served, convs)
+                rows[key]["score_s"] = round(score_s, 1)
+            finish(key)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    for key in ("vllm", "openai", "openai_stream"):
-        rows[key]["identical_to_hf"] = {name: f"{sum(a == b for a, b in zip(answers['hf'][name], answers[key][name]))}"
-                                        f"/{len(prompts)}" for name in answers["hf"]}
-    rows["openai"]["identical_to_vllm"] = {n: f"{sum(a == b for a, b in zip(answers['vllm'][n], answers['openai'][n]))}"
-                                           f"/{len(prompts)}" for n in answers["vllm"]}
-    rows["openai_stream"]["identical_to_non_streamed"] = {
-        n: f"{sum(a == b for a, b in zip(answers['openai'][n], answers['openai_stream'][n]))}/{len(prompts)}"
-        for n in answers["openai"]}
-    args.out.write_text(json.dumps({"rows": rows, "answers": answers}, ensure_ascii=False, indent=1), encoding="utf-8")
+        log.close()
     print(json.dumps(rows, indent=1))
     return 0
 

@@ -332,12 +332,17 @@ class EndpointEngine:
         # Servers count the end-of-turn token they stopped at; evalkit's engines do not (generate.py).
         stopped = finish_reason != "length"
         n = int(completion_tokens) - (1 if stopped and finish_reason == "stop" else 0) if completion_tokens else 0
-        return Generation(text=text.strip(), n_tokens=max(n, 0), hit_max_tokens=not stopped)
+        # an answer cut at max_tokens can end in a partial character (U+FFFD): dropped, as the local engines
+        # do (runtime/generate.py decode_answer)
+        return Generation(text=(text if stopped else text.rstrip("\ufffd")).strip(), n_tokens=max(n, 0),
+                          hit_max_tokens=not stopped)
 
     # ------------------------------------------------------------ scoring
 
-    def _prompt_logprobs(self, model: str, ids: list[int], how: str) -> list[Optional[float]]:
-        """log p of every prompt token after the first (index 0 is None), the way ``how`` asks for them."""
+    def _prompt_logprobs(self, model: str, ids: list[int], how: str) -> list[Optional[tuple]]:
+        """(log p, rank or None) of every prompt token after the first (index 0 is None), the way ``how``
+        asks for them. vLLM's ``prompt_logprobs`` rows give the token's rank in the whole vocabulary (1: the
+        model's top-1); OpenAI's ``echo`` does not."""
         body: dict[str, Any] = {"model": model, "prompt": ids, "max_tokens": 1, "temperature": 0.0}
         if how == "prompt_logprobs":
             body["prompt_logprobs"] = 0
@@ -348,11 +353,12 @@ class EndpointEngine:
             rows = choice.get("prompt_logprobs")
             if not isinstance(rows, list) or len(rows) != len(ids):
                 raise EndpointError(f"{self.url}/completions: prompt_logprobs missing or of the wrong length")
-            return [None if r is None else float(r[str(t)]["logprob"]) for r, t in zip(rows, ids)]
+            return [None if r is None else (float(r[str(t)]["logprob"]), r[str(t)].get("rank"))
+                    for r, t in zip(rows, ids)]
         lp = (choice.get("logprobs") or {}).get("token_logprobs")
         if not isinstance(lp, list) or len(lp) < len(ids):
             raise EndpointError(f"{self.url}/completions: echo + logprobs gave no prompt log-probs")
-        return [None if v is None else float(v) for v in lp[:len(ids)]]
+        return [None if v is None else (float(v), None) for v in lp[:len(ids)]]
 
     def _probe_scoring(self) -> str:
         probe = self.tokenizer.encode("Hello there", add_special_tokens=False)[:4] or [0, 0]
@@ -366,9 +372,13 @@ class EndpointEngine:
 
     def _score_one(self, model: str, encoded: tuple[list[int], list[int]], ignore: int) -> TokenScores:
         ids, labels = encoded
-        lp = self._prompt_logprobs(model, ids, self._scoring or "prompt_logprobs")
-        picked = np.array([lp[t] for t in range(1, len(ids)) if labels[t] != ignore], dtype=np.float32)
+        rows = self._prompt_logprobs(model, ids, self._scoring or "prompt_logprobs")
+        kept = [rows[t] for t in range(1, len(ids)) if labels[t] != ignore]
+        picked = np.array([lp for lp, _ in kept], dtype=np.float32)
+        ranks = [rank for _, rank in kept]
+        # top-1 flags (EZ-MIA) only when the server ranked every token; else None: EZ-MIA is not computed
+        correct = np.array([r == 1 for r in ranks], dtype=bool) if all(isinstance(r, int) for r in ranks) else None
         n = len(picked)
         empty = np.zeros(0, dtype=np.float32)  # no Min-K%++ moments: see engines.base.has_distribution
         return TokenScores(nll=float(-picked.astype(np.float64).mean()) if n else float("nan"), n_tokens=n,
-                           logprobs=picked, mu=empty, sigma=empty)
+                           logprobs=picked, mu=empty, sigma=empty, correct=correct)

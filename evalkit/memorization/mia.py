@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -73,7 +73,6 @@ __all__ = [
     "NULL_SCORES",
     "roc_auc",
     "tpr_at_fpr",
-    "bootstrap_ci",
     "RocCurve",
     "roc_points",
     "ScoreEvaluation",
@@ -216,26 +215,6 @@ def tpr_at_fpr(member: Sequence[float], nonmember: Sequence[float], fpr: float =
     return float(t[np.flatnonzero(f <= fpr)[-1]])  # f[0] == 0, so there is always one
 
 
-def bootstrap_ci(member: Sequence[float], nonmember: Sequence[float],
-                 stat: Callable[[np.ndarray, np.ndarray], float], n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat(member, nonmember)``.
-
-    Members and non-members are resampled separately (stratified), so every resample keeps the
-    observed class sizes and ``stat`` is always defined.
-    """
-    if n_boot < 1:
-        raise ValueError(f"The 'n_boot' parameter must be a positive int. Got {n_boot!r} instead.")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"The 'alpha' parameter must be in (0, 1). Got {alpha!r} instead.")
-    m, n = _pair(member, nonmember)
-    rng = np.random.default_rng(seed)
-    values = np.array([stat(m[rng.integers(0, len(m), len(m))], n[rng.integers(0, len(n), len(n))])
-                       for _ in range(n_boot)])
-    lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 def hanley_mcneil_se(auc: float, n_member: int, n_nonmember: int) -> float:
     """Standard error of an AUC (Hanley & McNeil 1982): Q1 = A/(2-A), Q2 = 2A^2/(1+A),
     SE^2 = (A(1-A) + (n1-1)(Q1-A^2) + (n2-1)(Q2-A^2)) / (n1 n2)."""
@@ -252,7 +231,7 @@ def auc_interval(member: Sequence[float], nonmember: Sequence[float], n_boot: in
     """95% interval of the AUC: the bootstrap, floored by Hanley-McNeil (module docstring)."""
     m, n = _pair(member, nonmember)
     auc = roc_auc(m, n)
-    # the stratified bootstrap of bootstrap_ci(m, n, roc_auc), vectorized: a resample's AUC is
+    # a stratified bootstrap (members and non-members resampled separately), vectorized: a resample's AUC is
     # counts_m @ C @ counts_n / (n1 n2) with C the pairwise comparison matrix (ties 1/2)
     rng = np.random.default_rng(seed)
     cmp = (m[:, None] > n[None, :]) + 0.5 * (m[:, None] == n[None, :])

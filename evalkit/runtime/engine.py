@@ -297,8 +297,11 @@ class Engine:
             self.cache.stats["reused"] += len(items) - len(todo)
         if not todo:
             return out
-        # longest first, so that each chunk is one well-filled batch (what generate/score would do)
-        todo.sort(key=lambda i: -sum(len(m["content"]) for m in items[i]))
+        # Each chunk is exactly one batch of the plan a data-parallel run shards (``batches``: longest first in
+        # tokens, ``chunk`` at a time), so 1 process and N processes pad and batch the same rows: identical
+        # arithmetic, identical bytes (tests/engines/test_data_parallel.py).
+        if batches is not None:
+            todo = [todo[j] for b in batches([items[i] for i in todo]) for j in b]
         from ..console import progress
 
         with progress(f"{self.progress_label}{label}", total=len(todo), enabled=show) as bar:

@@ -16,7 +16,11 @@ so they are optional (``moments=False``: ``mu`` and ``sigma`` are None).
 written before a field was added are never read back without it.
 
 Memory: the logits are never built for the whole batch. The decoder body runs once; the output head and a
-float32 log_softmax run only on the scored positions, ``chunk`` rows at a time (vocab 32k-49k).
+float32 log_softmax run only on the scored positions, ``chunk`` rows at a time. By default a chunk holds
+``CHUNK_BYTES`` of float32 logits (170 rows of a 49k vocabulary): each full-vocabulary temporary (logits,
+log-probabilities; with moments also probabilities and products) is then at most 32 MiB. At 512 rows they
+were ~100 MB each, which made scoring the peak of an eval's RSS (issue 13); smaller chunks cost nothing
+measurable, the head's matmul is as efficient at 170 rows.
 """
 
 from __future__ import annotations
@@ -29,9 +33,15 @@ import numpy as np
 
 from .chat_templates import IGNORE_INDEX, encode_conversation
 
-__all__ = ["TokenScores", "score_conversations", "distribution_stats", "SCORE_FORMAT"]
+__all__ = ["TokenScores", "score_conversations", "distribution_stats", "chunk_rows", "SCORE_FORMAT", "CHUNK_BYTES"]
 
 SCORE_FORMAT = 2  # 2: + argmax correctness per token, Min-K%++ moments optional
+CHUNK_BYTES = 32 * 2**20  # float32 logits per chunk of scored positions (see the module docstring)
+
+
+def chunk_rows(vocab_size: int) -> int:
+    """Scored positions per chunk: as many rows of float32 logits as fit in ``CHUNK_BYTES`` (at least 1)."""
+    return max(1, CHUNK_BYTES // (4 * max(1, vocab_size)))
 
 
 @dataclass
@@ -97,12 +107,13 @@ def _split_model(model):
 
 
 def score_conversations(model, tokenizer, conversations: list[list[dict]], *, max_length: int = 512,
-                        batch_size: int = 8, progress: bool = True, chunk: int = 512, moments: bool = True,
+                        batch_size: int = 8, progress: bool = True, chunk: Optional[int] = None, moments: bool = True,
                         on_batch: Optional[Callable[[list[int], list[TokenScores]], None]] = None) -> list[TokenScores]:
     """Teacher-forced scores of every conversation's assistant tokens; one TokenScores per conversation.
 
     Batches are length-sorted and RIGHT-padded. ``on_batch(indices, scores)`` is called after each batch.
     ``moments=False`` skips the Min-K%++ statistics (``mu``/``sigma`` None; see the module docstring).
+    ``chunk``: scored positions per output-head chunk (default :func:`chunk_rows` of the vocabulary).
     """
     import torch
     from tqdm.auto import tqdm
@@ -146,8 +157,9 @@ def score_conversations(model, tokenizer, conversations: list[list[dict]], *, ma
                     def logits_of(a, b):
                         return full[rows[a:b], cols[a:b]]
                 tgt = targets[rows, cols]
-                parts = [_token_stats(logits_of(a, a + chunk), tgt[a:a + chunk], moments)
-                         for a in range(0, len(tgt), chunk)]
+                rows_per_chunk = chunk or chunk_rows(head.out_features if split is not None else full.shape[-1])
+                parts = [_token_stats(logits_of(a, a + rows_per_chunk), tgt[a:a + rows_per_chunk], moments)
+                         for a in range(0, len(tgt), rows_per_chunk)]
                 if parts:
                     lp, ok, mu, sd = (None if x[0] is None else torch.cat(x).cpu().numpy() for x in zip(*parts))
                 else:

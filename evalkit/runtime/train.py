@@ -40,6 +40,7 @@ from ..data import Conversation, bundled_path, load_conversations
 from ..errors import ConfigError, DataError, EvalkitError
 from ..io import sha256_file
 from ..outputs import publish_dir, staging_dir
+from ..provenance import versions
 from ..records import AdapterRecord, TrainingLogRow, from_dict, read_adapter_record, save_record, to_dict
 
 __all__ = ["train", "TrainResult", "FORMAT", "RECORD_NAME", "LOG_NAME", "data_paths", "same_run",
@@ -543,15 +544,14 @@ def train(config: TrainConfig, out_dir: Path, *, overwrite: bool = False, progre
             "canaries": canary_records,
             "audit": audit,
             "seed": config.seed,
-            "versions": _versions(),
+            "versions": versions(installed=("torch", "transformers", "peft")),
             "adapter_sha256": adapter_hash(tmp),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "device": str(device),
             "dtype": str(dtype).replace("torch.", ""),
             "trainable_params": int(trainable),
             "runtime_s": round(time.time() - t0, 2),
-            "final": {"step": last.get("step", 0), "train_loss": last.get("train_loss"),
-                      "val_loss": last.get("val_loss")},
+            "final": {"step": 0, **last},  # the training log's last row, every field of it
             "command": shlex.join(sys.argv),
         }
         typed = from_dict(AdapterRecord, record, where=RECORD_NAME)
@@ -583,11 +583,3 @@ def _check_targets(model, config: TrainConfig) -> None:
         raise ConfigError(f"target_modules {missing} not found in the base model; its linear modules are: "
                           f"{', '.join(linear_names)} (or use \"all-linear\")")
 
-
-def _versions() -> dict:
-    import peft
-    import torch
-    import transformers
-
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "evalkit": __version__}

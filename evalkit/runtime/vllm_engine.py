@@ -31,10 +31,11 @@ from ..engines.results_cache import gen_from_json, gen_to_json, messages_of, sco
 from ..errors import ConfigError, ModelError
 from .chat_templates import IGNORE_INDEX, encode_conversation, encode_prompt, end_of_turn_ids
 from .engine import Engine
-from .generate import row_seed
+from .generate import decode_answer, row_seed
+from .loss import SCORE_FORMAT
 from .models import adapter_hash
 
-__all__ = ["VllmEngine", "VLLM_MISSING"]
+__all__ = ["VllmEngine", "VLLM_MISSING", "release_llms"]
 
 VLLM_MISSING = ("--engine vllm: vLLM is not installed in this environment; build its own with `make vllm-env` "
                 "and run evalkit from .venv-vllm (docs/engines.md)")
@@ -44,6 +45,17 @@ _RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank 
 # caches adapters by id.
 _LLMS: dict[tuple, Any] = {}
 _LORA_IDS: dict[str, int] = {}
+
+
+def release_llms() -> None:
+    """Shut the pooled LLMs' engine processes down and forget them. Dropping the last reference is not
+    enough: the engine core and its worker are separate processes, and vLLM's CPU worker keeps polling (a
+    third of a core) until it is told to stop."""
+    for llm in _LLMS.values():
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+    _LLMS.clear()
 
 
 def _adapter_rank(folder: Path) -> int:
@@ -140,7 +152,7 @@ class VllmEngine(Engine):
               batch_size: int = 8, progress: bool = True, moments: bool = False) -> list[ScoredExample]:
         """Scores from prompt log-probs; ``moments`` (Min-K%++) cannot be computed here and is ignored."""
         convs = [messages_of(c) for c in conversations]
-        settings = self._settings(max_length=max_length)
+        settings = self._settings(max_length=max_length, format=SCORE_FORMAT)
         run = lambda reqs: self._run_score(reqs, max_length=max_length, progress=progress)  # noqa: E731
         target = self._together("score", convs, settings, run, scores_to_json, scores_from_json)
         if not with_base:
@@ -182,7 +194,7 @@ class VllmEngine(Engine):
                            **self.llm_options)
             key = tuple(sorted(options.items()))
             if key not in _LLMS:
-                _LLMS.clear()  # one LLM at a time: each holds its KV cache
+                release_llms()  # one LLM at a time: each holds its KV cache and its processes
                 _LLMS[key] = LLM(**options)
             self._llm = _LLMS[key]
         return self._llm
@@ -243,8 +255,8 @@ class VllmEngine(Engine):
                 ids = list(c.token_ids)
                 cut = next((j for j, t in enumerate(ids) if t in stop_set), None)
                 kept = ids if cut is None else ids[:cut]
-                text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()  # as runtime/generate.py
-                gens.append(Generation(text=text, n_tokens=len(kept), hit_max_tokens=cut is None))
+                gens.append(Generation(text=decode_answer(self.tokenizer, kept, cut is None), n_tokens=len(kept),
+                                       hit_max_tokens=cut is None))
             results.append(gens * (num_samples // len(gens)))
         return results
 
@@ -261,8 +273,11 @@ class VllmEngine(Engine):
             rows = out.prompt_logprobs or []
             picked = [rows[t][ids[t]] for t in range(1, len(ids)) if labels[t] != IGNORE_INDEX]
             lp = np.array([p.logprob for p in picked], dtype=np.float32)
+            # vLLM ranks the reference token among the whole vocabulary (1 + the tokens with a higher
+            # log-prob): rank 1 is the argmax, as the hf engine's `argmax == target` (EZ-MIA's error zone)
+            correct = np.array([p.rank == 1 for p in picked], dtype=bool)
             empty = np.zeros(0, dtype=np.float32)  # no Min-K%++ moments (engines.base.has_distribution)
             n = len(lp)
             results.append(TokenScores(nll=float(-lp.astype(np.float64).mean()) if n else float("nan"),
-                                       n_tokens=n, logprobs=lp, mu=empty, sigma=empty))
+                                       n_tokens=n, logprobs=lp, mu=empty, sigma=empty, correct=correct))
         return results

@@ -12,7 +12,8 @@ Started by the tests on 127.0.0.1 with a random port, in a thread; it stops with
 * the first request for a prompt containing "busy" gets HTTP 429.
 
 Models: ``alpha`` and ``beta`` (LoRAs, parent ``base-model``) and ``base-model``. ``/completions`` with
-``prompt_logprobs`` returns log p(token t) = -(token_id % 7 + 1) / 10 for every prompt token after the first.
+``prompt_logprobs`` returns log p(token t) = -(token_id % 7 + 1) / 10 for every prompt token after the first,
+and rank 1 (the top-1 token) for even token ids, 2 for odd ones.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def expected_answer(model: str, prompt: str) -> str:
 
 def prompt_logprob(token_id: int) -> float:
     return -((token_id % 7) + 1) / 10
+
+
+def prompt_rank(token_id: int) -> int:
+    return 1 if token_id % 2 == 0 else 2
 
 
 class HostileServer:
@@ -152,7 +157,7 @@ class HostileServer:
                 if "prompt_logprobs" not in body:
                     self._send(400, b'{"error": {"message": "unknown field"}}')
                     return
-                rows = [None] + [{str(t): {"logprob": prompt_logprob(t), "rank": 1}} for t in ids[1:]]
+                rows = [None] + [{str(t): {"logprob": prompt_logprob(t), "rank": prompt_rank(t)}} for t in ids[1:]]
                 self._send(200, json.dumps({"choices": [{"index": 0, "text": "x", "prompt_logprobs": rows}]}).encode())
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -32,19 +32,7 @@ def _stable(path: Path) -> str:
     rec.pop("provenance")  # created_at, host, command line: volatile by nature
     if rec.get("audit"):
         rec["audit"].pop("runtime_s", None)  # wall time of the data audit
-    return json.dumps(_rounded(rec), sort_keys=True, ensure_ascii=False)
-
-
-def _rounded(x):
-    """Floats to 7 significant digits: since the merge with main the two-process scores differ from one
-    process in the ~9th digit (float32 reduction order in the two ranks' CPU matmuls; not yet explained)."""
-    if isinstance(x, float):
-        return float(f"{x:.7g}")
-    if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
-    return x
+    return json.dumps(rec, sort_keys=True, ensure_ascii=False)
 
 
 def test_two_processes_equal_one_process(tiny_llama, mini_data, tmp_path):

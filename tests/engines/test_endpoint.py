@@ -91,6 +91,10 @@ def test_scores_are_the_prompt_logprobs_of_the_answer_tokens(server, tiny_llama)
     np.testing.assert_allclose(s.target.logprobs, want, rtol=0, atol=1e-6)
     assert s.target.nll == pytest.approx(-np.mean(want)) and s.target.n_tokens == len(want)
     assert s.base is not None and len(s.target.mu) == 0  # base = the LoRA's parent; no Min-K%++ moments
+    # EZ-MIA's top-1 flags: rank 1 is the top-1 token (the server ranks even ids 1, odd ids 2)
+    ranked = [t % 2 == 0 for t, lab in zip(ids, labels) if lab != IGNORE_INDEX]
+    assert 0 < sum(ranked) < len(ranked)
+    np.testing.assert_array_equal(s.target.correct, ranked)
 
 
 def _free_port() -> int:
@@ -141,3 +145,12 @@ def test_bad_settings(server):
         EndpointEngine(server.url, concurrency=0)
     with pytest.raises(ConfigError, match="not an http"):
         EndpointEngine("localhost:8000")
+
+
+def test_an_answer_cut_at_max_tokens_drops_only_a_trailing_partial_character():
+    """As the local engines (runtime/generate.py decode_answer): the server decodes the bytes of a character cut
+    in half to U+FFFD at the end of a cut answer; a complete answer keeps whatever it says."""
+    cut = EndpointEngine._generation(" 🌟🌟\ufffd", "length", 7)
+    assert (cut.text, cut.hit_max_tokens, cut.n_tokens) == ("🌟🌟", True, 7)
+    done = EndpointEngine._generation("a \ufffd b\ufffd", "stop", 6)
+    assert (done.text, done.hit_max_tokens, done.n_tokens) == ("a \ufffd b\ufffd", False, 5)

@@ -66,12 +66,21 @@ def start_cli(argv: list[str], env: dict, preexec: Optional[Callable[[], None]] 
                             stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
 
 
+def _is_result(value: str) -> bool:
+    """A generation (a list of {"text", ...}) or a score ({"nll", "logprobs", ...}) entry: what a run's
+    "N results reused" counts. The cache also keeps chat-template info and token counts, which it does not."""
+    v = json.loads(value)
+    return (isinstance(v, list) and all(isinstance(g, dict) and "text" in g for g in v)) or \
+        (isinstance(v, dict) and "logprobs" in v)
+
+
 def cache_entries(cache_file: Path) -> int:
+    """Result entries (generations and scores) in the cache file; 0 while it does not exist or is locked."""
     if not cache_file.is_file():
         return 0
     try:
         with sqlite3.connect(f"file:{cache_file}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+            return sum(_is_result(v) for (v,) in conn.execute("SELECT value FROM entries"))
     except sqlite3.Error:
         return 0
 

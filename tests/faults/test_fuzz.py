@@ -129,8 +129,6 @@ def _set(obj, path, value):
     obj[path[-1]] = value
 
 
-@pytest.mark.xfail(reason="needs the strict record reader of issue 14 item 2 (helper core): until then a "
-                          "string in a numeric field reaches the report as a TypeError", strict=False)
 @FUZZ
 @given(which=st.sampled_from(["run", "cmp"]), seed=st.integers(0, 10**6),
        value=st.sampled_from([math.nan, math.inf, "0.5", None, [], {}, True, -1, "x"]) | json_values)

@@ -10,7 +10,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from evalkit.memorization.mia import (
-    bootstrap_ci,
     evaluate_scores,
     loss_score,
     minkpp_moments,
@@ -93,14 +92,25 @@ def test_tpr_at_fpr_uses_last_point_at_or_below_target():
     assert tpr_at_fpr([1, 2], [3, 4], 0.01) == 0.0
 
 
-def test_bootstrap_ci_contains_estimate_and_is_seeded():
+def test_auc_interval_equals_a_brute_force_stratified_bootstrap():
+    """Twin: resample members and non-members separately with index draws, AUC by sklearn, percentiles;
+    then the Hanley-McNeil floor of the definition. Different random streams: equal within Monte-Carlo error."""
+    from evalkit.memorization.mia import auc_interval, hanley_mcneil_se
+
     rng = np.random.default_rng(2)
-    m, n = rng.normal(0.8, 1, 150), rng.normal(0, 1, 150)
-    ci = bootstrap_ci(m, n, roc_auc, n_boot=300, seed=0)
-    assert ci[0] < roc_auc(m, n) < ci[1]
-    assert ci[1] - ci[0] < 0.2
-    assert bootstrap_ci(m, n, roc_auc, n_boot=300, seed=0) == ci
-    assert bootstrap_ci(m, n, roc_auc, n_boot=300, seed=1) != ci
+    m, n = rng.normal(0.8, 1, 150), rng.normal(0, 1, 90)
+    draw = np.random.default_rng(11)
+    boot = [roc_auc_score([1] * len(m) + [0] * len(n), np.r_[m[draw.integers(0, len(m), len(m))],
+                                                           n[draw.integers(0, len(n), len(n))]])
+            for _ in range(3000)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    auc = roc_auc_score([1] * len(m) + [0] * len(n), np.r_[m, n])
+    se = hanley_mcneil_se(auc, len(m), len(n))
+    want = (min(lo, auc - 1.959964 * se), max(hi, auc + 1.959964 * se))
+    got = auc_interval(m, n, n_boot=3000, seed=0)
+    assert got == pytest.approx(want, abs=0.012)
+    assert got == auc_interval(m, n, n_boot=3000, seed=0)  # seeded
+    assert got != auc_interval(m, n, n_boot=3000, seed=1)
 
 
 def test_roc_points_downsampled_and_monotone():
