@@ -8,9 +8,9 @@ edited that straddles the 0.10 near-duplicate threshold (0 to 0.16), so every br
 is exercised. One held-out suite of 128 prompts with references.
 
 Measured: the audit's wall time (one call of ``audit_data``, the data already in memory) and
-``DataAudit.runtime_s``; correctness: the validation near-duplicate decision of every row whose
-copy was planted, and of a random sample of the others, against brute force (every distance with
-rapidfuzz, ``brute_force_nearest``).
+``DataAudit.runtime_s``; correctness: the near-duplicate decision of the planted copies nearest the
+threshold and of as many other validation rows, against brute force (rapidfuzz computes every
+training answer's distance, bounded by the threshold; no candidate filter).
 
 Sizes: tiny 2,000 × 200; small 2·10^4 × 2·10^3; realistic and large 10^5 × 10^4 (the issue's scale).
 Target: 10^5 × 10^4 in ≤ 10 s wall on the 2-core CPU.

@@ -113,7 +113,7 @@ def audit_data(train: Sequence[Conversation], val: Optional[Sequence[Conversatio
         if near >= VAL_LEAK_NEAR_DUP_RATE or summary["val_answer_skeleton_match_rate"] >= VAL_LEAK_SKELETON_RATE:
             warnings.append(Notice("val_leak", (
                 f"{near:.0%} of the {len(val)} validation answers are near-copies of training answers "
-                f"({exact:.0%} exact) and {summary['val_answer_skeleton_match_rate']:.0%} share a training answer's "
+                f"({exact:.0%} exact) and {summary['val_answer_skeleton_match_rate']:.0%} follow a training template's "
                 f"skeleton (e.g. {_fmt_examples(ex) or 'skeletons only'}): validation loss, the val-based loss gap "
                 "and membership inference are no evidence of generalization; judge by held-out prompts about new "
                 "situations")))

@@ -100,6 +100,7 @@ class Sample:
     # (its text: RunRecord.nearest_answers[nearest_id]); None when no training answers were known
     nearest_id: Optional[str] = None
     nearest_distance: Optional[float] = None
+    nearest_exact: Optional[bool] = None  # False: the nearest of the best-ranked candidates (> 20,000 answers)
 
 
 @dataclass(frozen=True)

@@ -123,14 +123,14 @@ def score_texts(items: Sequence[TextItem], train: Optional[TrainingAnswers], *, 
                     metrics[f"novelty_{n}"] = float(share)
         for k, v in metrics.items():
             per_metric.setdefault(k, []).append(v)
-        near_id = near_d = None
-        if nearest is not None and nearest.exact:  # the pager shows it; an inexact one is not recorded
-            near_id, near_d = nearest.train_id, float(nearest.distance)
+        near_id = near_d = near_exact = None
+        if nearest is not None:  # the pager shows it for every answer
+            near_id, near_d, near_exact = nearest.train_id, float(nearest.distance), bool(nearest.exact)
             nearest_answers.setdefault(near_id, train.answers[nearest.train_index][1])
         samples.append(Sample(id=item.id, suite=item.suite, prompt=item.prompt, prediction=item.prediction,
                               reference=item.reference, metrics=metrics, flags=tuple(flags), memorization=memo,
                               n_tokens=item.n_tokens, hit_max_tokens=item.hit_max_tokens, tags=item.tags,
-                              nearest_id=near_id, nearest_distance=near_d))
+                              nearest_id=near_id, nearest_distance=near_d, nearest_exact=near_exact))
 
     n = len(samples)
     summary: dict[str, float] = {"n_samples": float(n)}

@@ -68,3 +68,20 @@ def test_every_sample_records_its_nearest_training_answer():
     assert scored.samples[30].nearest_id == "t7" and scored.samples[30].nearest_distance == 0.0
     assert set(scored.nearest_answers) == {s.nearest_id for s in scored.samples}
     assert score_texts([TextItem("p", "s", "q", "x", "ref")], None, n_boot=20).samples[0].nearest_id is None
+
+
+def test_beyond_the_exact_limit_the_nearest_is_recorded_as_not_proven(monkeypatch):
+    # above EXACT_NEAREST_MAX training answers, an answer with nothing within 0.10 gets the nearest of the
+    # best-ranked candidates: a real training answer at its true distance, marked nearest_exact=False
+    from evalkit.memorization import near_copy
+    from evalkit.memorization.near_copy import normalized_edit_distance
+
+    monkeypatch.setattr(near_copy, "EXACT_NEAREST_MAX", 10)
+    train = [(f"t{i}", f"answer number {i} about bikes and buses and jars") for i in range(40)]
+    preds = ["something else entirely, nothing like them", train[5][1]]
+    scored = score_texts([TextItem(f"p{i}", "s", "q", p, "ref") for i, p in enumerate(preds)],
+                         TrainingAnswers(train), n_boot=20)
+    far, copy = scored.samples
+    assert far.nearest_exact is False and far.nearest_id in dict(train)
+    assert far.nearest_distance == normalized_edit_distance(preds[0], dict(train)[far.nearest_id])
+    assert (copy.nearest_id, copy.nearest_distance, copy.nearest_exact) == ("t5", 0.0, True)

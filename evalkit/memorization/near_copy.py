@@ -27,8 +27,9 @@ Ties: the lowest training-answer index (``within_many``: among the candidates tr
 The search (why it is exact: ``_prefix_bound``). Answers are indexed by the hash buckets of their
 character 4-grams. For a query, exact duplicates (after normalization) come from a dict. Otherwise
 the candidates are the answers in the query's length window that share enough of the query's
-*rarest* buckets (a prefix of them, rarest first); their distances are computed with rapidfuzz's
-Levenshtein with ``score_cutoff`` (a bounded, banded computation). ``within_many`` first tries the
+*rarest* buckets (a prefix of them, rarest first), then those whose character counts allow the
+distance (``_histogram_bound``); their distances are computed with rapidfuzz's Levenshtein with
+``score_cutoff`` (a bounded, banded computation). ``within_many`` first tries the
 answers sharing the query's rare buckets only (cheap), and reads the long posting lists of common
 buckets only when that finds nothing. Why not MinHash/LSH: it misses pairs by design; the audit's
 rates must equal brute force.
@@ -57,9 +58,11 @@ __all__ = [
 NEAR_VERBATIM_MAX_DISTANCE = 0.10
 
 _Q = 4  # character q-gram length of the filter
-_BUCKET_BITS = 20  # q-grams are hashed into 2^20 buckets (a bucket clash only weakens the filter)
+_BUCKET_BITS = 20  # q-grams are hashed into at most 2^20 buckets (a bucket clash only weakens the filter)
+_MIN_BUCKET_BITS = 10  # small indexes use fewer buckets (about two per q-gram occurrence): cheaper to build
 _RARE_DF = 64  # within_many's first stage reads only buckets in at most this many answers
 _FALLBACK = 16  # answers ranked by shared q-grams whose distance bounds the exact search above the threshold
+_HIST_CLASSES = 64  # character classes of the frequency-distance bound checked before each edit distance
 _VERIFY_CHUNK = 64  # within_many: candidates whose distances are computed together before it may stop
 _BATCH = 256  # queries whose q-grams are hashed together
 _EPS = 1e-9  # float slack of the length bounds
@@ -116,7 +119,7 @@ def _prefix_bound(la: int, ga: int, n_prefix: int, lb: np.ndarray, gb: np.ndarra
     return (np.abs(lb - la) <= e) & (hits >= need)
 
 
-def _gram_buckets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _gram_buckets(texts: Sequence[str], bits: int = _BUCKET_BITS) -> tuple[np.ndarray, np.ndarray]:
     """(row, bucket) of every q-gram occurrence of every text (repeats kept), one numpy pass over all texts."""
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     n_grams = np.maximum(lens - _Q + 1, 0)
@@ -133,7 +136,29 @@ def _gram_buckets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     hh = h[pos]
     hh ^= hh >> np.uint64(31)
     hh *= np.uint64(0x9E3779B97F4A7C15)
-    return rows, (hh >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
+    return rows, (hh >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def _char_histograms(texts: Sequence[str]) -> np.ndarray:
+    """Per text, how many of its characters fall in each of _HIST_CLASSES classes (code point mod the
+    class count; uint16, saturating only beyond 65535 characters per class)."""
+    out = np.zeros((len(texts), _HIST_CLASSES), dtype=np.uint16)
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    if lens.sum():
+        codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+        rows = np.repeat(np.arange(len(texts)), lens)
+        counts = np.bincount(rows * _HIST_CLASSES + codes % _HIST_CLASSES, minlength=len(texts) * _HIST_CLASSES)
+        out[:] = np.minimum(counts, np.iinfo(np.uint16).max).reshape(len(texts), _HIST_CLASSES)
+    return out
+
+
+def _histogram_bound(ha: np.ndarray, la: int, hb: np.ndarray, lb: np.ndarray) -> np.ndarray:
+    """A lower bound on the edit distance from the character counts (the frequency distance): an edit
+    adds at most one character and removes at most one, so with P (N) the characters a has more (fewer)
+    of than b, ED >= max(P, N) = (L1 + |la - lb|) / 2. Merging characters into classes only lowers
+    L1, so the bound stays a bound; saturated counts (> 65535 of a class) can only lower it too."""
+    l1 = np.abs(hb.astype(np.int32) - ha.astype(np.int32)).sum(axis=1)
+    return (l1 + np.abs(lb - la)) // 2
 
 
 def _distinct(major: np.ndarray, minor: np.ndarray, minor_bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +182,10 @@ def _gather(indptr: np.ndarray, postings: np.ndarray, buckets: np.ndarray) -> np
 class NearCopyIndex:
     """Training answers prepared for nearest-neighbour search by normalized edit distance."""
 
-    def __init__(self, ids: list[str], texts: list[str], rows: np.ndarray, buckets: np.ndarray, max_distance: float):
-        # Use NearCopyIndex.build(). rows/buckets: the distinct (answer, bucket) pairs, sorted by bucket.
+    def __init__(self, ids: list[str], texts: list[str], rows: np.ndarray, buckets: np.ndarray, bits: int,
+                 max_distance: float):
+        # Use NearCopyIndex.build(). rows/buckets: the distinct (answer, bucket) pairs, sorted by bucket;
+        # bits: 2^bits buckets.
         self._ids, self._texts = ids, texts
         self._text_arr = np.array(texts, dtype=object)
         self._lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
@@ -167,10 +194,12 @@ class NearCopyIndex:
         rank = np.empty(len(texts), np.int64)
         rank[self._by_len] = np.arange(len(texts))
         # Posting lists hold length ranks (positions in _by_len): a length window is a range of ranks.
-        self._df = np.bincount(buckets, minlength=1 << _BUCKET_BITS)
+        self._bits = bits
+        self._df = np.bincount(buckets, minlength=1 << bits)
         self._indptr = np.concatenate([[0], np.cumsum(self._df)])
         self._postings = rank[rows].astype(np.int32)
         self._n_grams = np.bincount(rows, minlength=len(texts))[self._by_len]  # by length rank
+        self._hists = _char_histograms(texts)[self._by_len]  # by length rank
         self._first: dict[str, int] = {}
         for i, t in enumerate(texts):
             self._first.setdefault(t, i)
@@ -187,9 +216,11 @@ class NearCopyIndex:
             answer_id, text = _check_pair(i, item)
             ids.append(answer_id)
             texts.append(normalize_text(text))
-        rows, buckets = _gram_buckets(texts)
+        grams = sum(max(len(t) - _Q + 1, 0) for t in texts)
+        bits = min(_BUCKET_BITS, max(_MIN_BUCKET_BITS, (2 * grams).bit_length()))
+        rows, buckets = _gram_buckets(texts, bits)
         buckets, rows = _distinct(buckets, rows, 32)
-        return cls(ids, texts, rows, buckets, max_distance)
+        return cls(ids, texts, rows, buckets, bits, max_distance)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -226,20 +257,22 @@ class NearCopyIndex:
                 raise TypeError(f"texts[{i}] must be a str. Got {type(t).__name__} instead.")
         return [normalize_text(t) for t in texts]
 
-    def _searched(self, norm: list[str], first: bool):
+    def _searched(self, norm: list[str], first: bool) -> list[tuple]:
         """(text, its buckets rarest first, their df, match within the threshold or None) per text."""
-        for b in range(0, len(norm), _BATCH):
-            batch = norm[b : b + _BATCH]
-            rows, buckets = _distinct(*_gram_buckets(batch), _BUCKET_BITS)
-            df = self._df[buckets]
-            order = np.lexsort((buckets, df, rows))
-            rows, buckets, df = rows[order], buckets[order], df[order]
-            bounds = np.searchsorted(rows, np.arange(len(batch) + 1))
-            for i, a in enumerate(batch):
-                g, d = buckets[bounds[i] : bounds[i + 1]], df[bounds[i] : bounds[i + 1]]
-                at = self._first.get(a)
-                m = self._match(at, 0.0) if at is not None else self._search(a, g, d, first)
-                yield a, g, d, m
+        return [row for b in range(0, len(norm), _BATCH) for row in self._search_batch(norm[b : b + _BATCH], first)]
+
+    def _search_batch(self, batch: list[str], first: bool) -> list[tuple]:
+        rows, buckets = _distinct(*_gram_buckets(batch, self._bits), self._bits)
+        df = self._df[buckets]
+        order = np.lexsort((buckets, df, rows))
+        rows, buckets, df = rows[order], buckets[order], df[order]
+        bounds = np.searchsorted(rows, np.arange(len(batch) + 1))
+        out = []
+        for i, a in enumerate(batch):
+            g, d = buckets[bounds[i] : bounds[i + 1]], df[bounds[i] : bounds[i + 1]]
+            at = self._first.get(a)
+            out.append((a, g, d, self._match(at, 0.0) if at is not None else self._search(a, g, d, first)))
+        return out
 
     def _match(self, index: int, distance: float, exact: bool = True) -> NearestMatch:
         return NearestMatch(self._ids[index], int(index), float(distance), exact)
@@ -274,9 +307,7 @@ class NearCopyIndex:
                 if m is not None:
                     return m
         # Stage 2: the whole prefix, every answer of the length window.
-        post = _gather(self._indptr, self._postings, g[:n_prefix]).astype(np.int64)
-        post = post[(post >= w0) & (post < w1)] - w0
-        hits = np.bincount(post, minlength=w1 - w0)
+        hits = np.bincount(_gather(self._indptr, self._postings, g[:n_prefix]), minlength=len(self))[w0:w1]
         ok = _prefix_bound(la, ga, n_prefix, self._sorted_lens[w0:w1], self._n_grams[w0:w1], hits, tau)
         ranks = np.flatnonzero(ok) + w0
         if len(tried):
@@ -289,6 +320,10 @@ class NearCopyIndex:
         index), or with ``first`` the nearest of the first chunk (most shared buckets first) holding one."""
         if not len(ranks):
             return None
+        la = len(a)
+        lb = self._sorted_lens[ranks]
+        near = _histogram_bound(_char_histograms([a])[0], la, self._hists[ranks], lb) <= _max_edits(la, lb, self.max_distance)
+        ranks, hits = ranks[near], hits[near]
         idx = self._by_len[ranks]
         if first:
             order = np.lexsort((idx, -hits))

@@ -119,7 +119,8 @@ class SkeletonMasker:
         """The skeleton of ``text``; None with < MIN_FRAME_WORDS frame words."""
         return self.skeletons([text])[0]
 
-    def skeletons(self, texts: Sequence[str], _keys: Optional[tuple[np.ndarray, np.ndarray]] = None) -> list[Optional[str]]:
+    def skeletons(self, texts: Sequence[str],
+                  _keys: Optional[tuple[np.ndarray, np.ndarray]] = None) -> list[Optional[str]]:
         """The skeleton of every text (one vectorized pass; ``_keys``: their ``token_keys`` if known)."""
         keys, bounds = _keys if _keys is not None else token_keys(list(texts))
         out: list[Optional[str]] = [None] * len(texts)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -166,3 +168,28 @@ def test_within_many_decides_like_brute_force_at_the_threshold():
         assert best == (w if w.distance <= NEAR_VERBATIM_MAX_DISTANCE else None)
         if got is not None:
             assert got.distance == normalized_edit_distance(q, answers[got.train_index][1])
+
+
+def test_many_batches_answer_as_one_query_at_a_time():
+    # > 2 batches of 256 queries hashed together; the order and every answer must be unchanged
+    rng = random.Random(4)
+    answers = [(f"a{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 20)))) for i in range(150)]
+    index = NearCopyIndex.build(answers)
+    queries = [_mutate(rng, rng.choice(answers)[1], rng.randint(0, 4)) for _ in range(600)]
+    assert index.within_many(queries, nearest=True) == [index.within_many([q], nearest=True)[0] for q in queries]
+    assert index.nearest_many(queries) == [brute_force_nearest(q, answers) for q in queries]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abcxyz 텀블러é!", max_size=40), st.text(alphabet="abcxyz 텀블러é!", max_size=40))
+def test_character_count_bound_never_exceeds_the_edit_distance(a, b):
+    # the filter before each edit distance may only drop answers that are truly too far
+    from rapidfuzz.distance import Levenshtein
+
+    from evalkit.memorization.near_copy import _char_histograms, _histogram_bound
+
+    h = _char_histograms([a, b])
+    bound = int(_histogram_bound(h[0], len(a), h[1:], np.array([len(b)]))[0])
+    assert bound <= Levenshtein.distance(a, b)
+    if len(set(a + b)) == 1:  # one character: the edit distance is the length gap, and so is the bound
+        assert bound == abs(len(a) - len(b))

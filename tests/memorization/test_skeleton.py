@@ -60,3 +60,34 @@ def test_a_training_frame_around_new_words_is_caught_where_the_copy_tests_see_no
     hit = index.matches([gen, "A tree in the park, planted by the kids of the school, for the town."])
     assert hit[0] is not None and hit[0].train_id in {"t1", "t2", "t3"}
     assert hit[1] is None
+
+
+def _skeleton_twin(text, frame, names):
+    """The definition, one token at a time: names (token runs, longest first) and non-frame tokens are
+    slots, runs of slots collapse, fewer than 6 frame words give None."""
+    from evalkit.metrics.tokenize import tokens
+
+    toks, name_toks = tokens(text), sorted((tokens(n) for n in names), key=len, reverse=True)
+    out, kept, i = [], 0, 0
+    while i < len(toks):
+        n = next((len(nt) for nt in name_toks if nt and toks[i:i + len(nt)] == nt), 0)
+        frame_word = not n and toks[i] in frame and not any(c.isdigit() for c in toks[i])
+        if frame_word:
+            out.append(toks[i])
+            kept += 1
+        elif not out or out[-1] != "_":
+            out.append("_")
+        i += max(n, 1)
+    return " ".join(out) if kept >= 6 else None
+
+
+def test_vectorized_skeletons_equal_the_token_by_token_definition():
+    import random
+
+    rng = random.Random(8)
+    vocab = FRAME + ["bill", "LED", "swap", "cup", "3", "b2", "Zero", "waste", "week", "텀블러", "reusable"]
+    names = ["LED swap", "Zero waste week", "reusable cup", "cup"]
+    m = SkeletonMasker(FRAME + ["week"], catalog_names=names)
+    texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 30))) + rng.choice(["", ".", "!"])
+             for _ in range(300)] + ["", "   ", "LED swap LED swap"]
+    assert m.skeletons(texts) == [_skeleton_twin(t, m.frame_words, names) for t in texts]

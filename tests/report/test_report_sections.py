@@ -291,3 +291,17 @@ def test_the_p_shown_is_the_holm_adjusted_one_that_colours_the_cell():
     assert "Holm p=0.080, raw p=0.010" in _cell(d, 0.25)
     unadjusted = dataclasses.replace(d, p_adjusted=None)
     assert _delta_cell(unadjusted, "base").p == "p=0.010" and _delta_cell(unadjusted, "base").cls == "worse-sig"
+
+
+def test_a_nearest_answer_not_proven_nearest_says_so():
+    base, cand = make_run("a", n=4), make_run("b", n=4)
+    i, s = next((i, x) for i, x in enumerate(cand.samples) if x.memorization is None)
+    samples = tuple(dataclasses.replace(x, nearest_id="train-3", nearest_distance=0.5, nearest_exact=False)
+                    if x is s else x for x in cand.samples)
+    cand = dataclasses.replace(cand, samples=samples, nearest_answers={"train-3": "Cycle to work."})
+    assert build_view(cand).samples.rows[i].answers[0].nearest.exact is False
+    assert "not proven the nearest" in render_report(cand)
+    from evalkit.report.sections.samples import build_pager
+
+    heads = [TargetHead("a", 0, "adapter", "ok", True), TargetHead("b", 1, "adapter", "ok")]
+    assert build_pager(heads, {"a": base, "b": cand}).data["answers"][1][i]["x"] is False

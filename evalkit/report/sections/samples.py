@@ -38,6 +38,7 @@ class NearestView:
     segs: tuple[Seg, ...]
     lang: Optional[str]
     edit_distance: str
+    exact: bool = True  # False: the nearest of the best-ranked candidates, not proven the nearest
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,18 @@ class PairPager:
     data: dict[str, Any]
 
 
-def _nearest(s: Sample, run: RunRecord) -> Optional[tuple[str, str, Optional[float]]]:
-    """(train id, text, edit distance) of the closest training answer the record names, else None.
+def _nearest(s: Sample, run: RunRecord) -> Optional[tuple[str, str, Optional[float], bool]]:
+    """(train id, text, edit distance, proven nearest) of the closest training answer the record names.
 
     Every sample of a record written since the pager needed it names its nearest training answer
     (``Sample.nearest_id``, text in ``RunRecord.nearest_answers``); older records only for copies."""
     m: Optional[Memorization] = s.memorization
     if m is not None and m.nearest_id and m.nearest_answer is not None:
-        return m.nearest_id, m.nearest_answer, m.edit_distance
+        return m.nearest_id, m.nearest_answer, m.edit_distance, True  # within 0.10: always exact
     if s.nearest_id is not None and s.nearest_id in run.nearest_answers:
-        return s.nearest_id, run.nearest_answers[s.nearest_id], s.nearest_distance
+        return s.nearest_id, run.nearest_answers[s.nearest_id], s.nearest_distance, s.nearest_exact is not False
     if m is not None and m.train_id and m.train_answer:  # only the span's source is recorded
-        return m.train_id, m.train_answer, None
+        return m.train_id, m.train_answer, None, True
     return None
 
 
@@ -164,7 +165,7 @@ def build_samples(comp: Optional[Comparison], heads: Sequence[TargetHead],
                 segs = text_segments(s.prediction)
             near = _nearest(s, runs[h.name])
             nearest = (NearestView(near[0], text_segments(near[1]), lang_of(near[1]),
-                                   fmt_num(near[2]) if near[2] is not None else "") if near else None)
+                                   fmt_num(near[2]) if near[2] is not None else "", near[3]) if near else None)
             answers.append(AnswerCell(h, True, segs, lang_of(s.prediction), tuple(s.flags), _sample_metrics(s),
                                       delta, dcls, fmt_num(s.n_tokens) if s.n_tokens is not None else "", same,
                                       nearest))
@@ -190,7 +191,7 @@ def build_pager(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord], firs
     """The pager's data: prompts once, each target's answers per prompt, training answers once by id.
 
     An answer is {"p": text, "f": flags, "m": "metric value" pairs, "n": nearest training id or null,
-    "d": its edit distance, "s": [start, end] of the copied span in the answer, "t": the same in the
+    "d": its edit distance, "x": false when that is only the nearest of the best-ranked candidates, "s": [start, end] of the copied span in the answer, "t": the same in the
     nearest training answer (when the span comes from it)}. The script renders it with textContent.
     """
     per_target, order = _by_key(heads, runs)
@@ -216,6 +217,8 @@ def build_pager(heads: Sequence[TargetHead], runs: Mapping[str, RunRecord], firs
             if near is not None:
                 train.setdefault(near[0], near[1])
                 a["n"], a["d"] = near[0], fmt_num(near[2]) if near[2] is not None else ""
+                if not near[3]:
+                    a["x"] = False  # not proven the nearest
             if m is not None and m.span:
                 a["s"] = _span(s.prediction, m.pred_start, m.span)
                 if near is not None and near[0] == m.train_id:

@@ -99,7 +99,8 @@
       a.m.forEach(function (kv) { sm.appendChild(el("span", null, kv[0] + " " + kv[1])); });
       col.appendChild(sm);
       if (a.n !== null && a.n !== undefined && pairs.train[a.n] !== undefined) {
-        col.appendChild(el("h4", "near", "closest training answer " + a.n + (a.d ? " (edit distance " + a.d + ")" : "")));
+        col.appendChild(el("h4", "near", "closest training answer " + a.n + (a.d ? " (edit distance " + a.d + ")" : "") +
+          (a.x === false ? " — the nearest of the best-ranked candidates, not proven the nearest" : "")));
         col.appendChild(textBox(pairs.train[a.n], a.t));
       } else {
         col.appendChild(el("p", "sm muted", "closest training answer: not recorded for this answer"));
