@@ -284,6 +284,13 @@ class Engine:
         return {**kw, "template": self.template.sha256, "runtime": self._runtime,
                 "engine": f"{self.name} ({self.version})"}
 
+    def _gen_settings(self, *, max_new_tokens: int, num_samples: int, do_sample: bool, temperature: float,
+                      top_p: float, seed: int) -> dict:
+        """The generation part of a cache key (sampling parameters only count when sampling): every engine's."""
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "seed": seed} if do_sample \
+            else {"do_sample": False}
+        return self._settings(max_new_tokens=max_new_tokens, num_samples=num_samples, **sampling)
+
     def _cached(self, kind: str, items: list[list[dict]], settings: dict, adapter: Optional[str],
                 compute, to_json, from_json, *, chunk: int, label: str, show: bool = True, batches=None) -> list:
         if self.dp is not None and self.dp.world > 1:  # data parallel (runtime/data_parallel.py)
@@ -332,9 +339,8 @@ class Engine:
                  seed: int = 0, progress: bool = True) -> list[list[Generation]]:
         """Answers of the active target to each item (PromptItem or messages); outer per item, inner per sample."""
         prompts = [messages_of(it) for it in items]
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "seed": seed} if do_sample \
-            else {"do_sample": False}
-        settings = self._settings(max_new_tokens=max_new_tokens, num_samples=num_samples, **sampling)
+        settings = self._gen_settings(max_new_tokens=max_new_tokens, num_samples=num_samples, do_sample=do_sample,
+                                      temperature=temperature, top_p=top_p, seed=seed)
 
         def compute(todo, on_batch):
             with self._active():

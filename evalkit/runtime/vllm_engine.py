@@ -140,9 +140,8 @@ class VllmEngine(Engine):
                  do_sample: bool = False, temperature: float = 0.7, top_p: float = 0.95, num_samples: int = 1,
                  seed: int = 0, progress: bool = True) -> list[list[Generation]]:
         prompts = [messages_of(it) for it in items]
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "seed": seed} if do_sample \
-            else {"do_sample": False}
-        settings = self._settings(max_new_tokens=max_new_tokens, num_samples=num_samples, **sampling)
+        settings = self._gen_settings(max_new_tokens=max_new_tokens, num_samples=num_samples, do_sample=do_sample,
+                                      temperature=temperature, top_p=top_p, seed=seed)
         params = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p,
                       num_samples=num_samples, seed=seed, progress=progress)
         return self._together("gen", prompts, settings, lambda reqs: self._run_generate(reqs, **params),
