@@ -55,10 +55,10 @@ def _workspace(ctx: Context) -> dict:
             "adapter": adapter, "base_spec": spec, "base_folder": folder, **cfg}
 
 
-def evalkit_cmd(ctx: Context, ws: dict, out: Path, cache: Path) -> list[str]:
+def evalkit_cmd(ctx: Context, ws: dict, out: Path, cache: Path, extra: tuple[str, ...] = ()) -> list[str]:
     suites = [a for s in ws["suites"] for a in ("--suite", str(s))] if ws["prompts"] else []
     return [ctx.python, "-m", "evalkit", "eval", str(ws["adapter"]), "--out", str(out), "--cache-dir", str(cache),
-            "--base", ws["base_spec"], "--device", "cpu", *suites, *ws["flags"]]
+            "--base", ws["base_spec"], "--device", "cpu", *suites, *ws["flags"], *extra]
 
 
 def lm_eval_cmd(ctx: Context, ws: dict, out: Path) -> list[str]:
@@ -69,17 +69,22 @@ def lm_eval_cmd(ctx: Context, ws: dict, out: Path) -> list[str]:
 
 
 def run(ctx: Context) -> dict:
+    return run_full(ctx, NAME)
+
+
+def run_full(ctx: Context, name: str, extra: tuple[str, ...] = (), note: str = "") -> dict:
+    """evalkit's default eval (``extra``: added options) alternated with lm-eval on both suites."""
     why = lm_eval_available()
     if why:
-        return row(NAME, target=TARGET, met=None, detail={"skipped": why, "summary": f"skipped: {why}"})
+        return row(name, target=TARGET, met=None, detail={"skipped": why, "summary": f"skipped: {why}"})
     ws = _workspace(ctx)
     env = ctx.env()
-    runs = ws["dir"] / "runs"
+    runs = ws["dir"] / "runs" / name
     ek: list[Measured] = []
     lm: list[Measured] = []
 
     def a(i: int) -> float:
-        m = measure(evalkit_cmd(ctx, ws, fresh(runs / f"ek{i}"), fresh(runs / f"cache{i}")), env=env,
+        m = measure(evalkit_cmd(ctx, ws, fresh(runs / f"ek{i}"), fresh(runs / f"cache{i}"), extra), env=env,
                     log_file=runs / f"ek{i}.log")
         ek.append(m)
         return m.wall_s
@@ -89,11 +94,12 @@ def run(ctx: Context) -> dict:
         lm.append(m)
         return m.wall_s
 
-    res = alternate(a, b, ctx.reps(SIZES), ctx.log, NAME)
+    runs.mkdir(parents=True, exist_ok=True)
+    res = alternate(a, b, ctx.reps(SIZES), ctx.log, name)
     same = identical(evalkit_generations(runs / "ek0" / "results.json"), lm_eval_generations(runs / "lm0"))
     n_prompts = same["compared"]
     detail = {
-        "summary": (f"wall {res['a_median_s']:.1f} s vs {res['b_median_s']:.1f} s ({len(ek)} alternated repeat(s); "
+        "summary": (f"{note}wall {res['a_median_s']:.1f} s vs {res['b_median_s']:.1f} s ({len(ek)} alternated repeat(s); "
                     f"evalkit {min(m.wall_s for m in ek):.1f}–{max(m.wall_s for m in ek):.1f} s); CPU "
                     f"{sum(m.cpu_s for m in ek) / len(ek):.0f} vs {sum(m.cpu_s for m in lm) / len(lm):.0f} s; peak RSS "
                     f"{max(m.peak_rss_mb for m in ek):.0f} vs {max(m.peak_rss_mb for m in lm):.0f} MB; identical "
@@ -102,7 +108,7 @@ def run(ctx: Context) -> dict:
                     "(no canaries in this adapter)"),
         "evalkit": summarize(ek), "lm_eval": summarize(lm), "ratios": [round(x, 4) for x in res["ratios"]],
         "identical_generations": same,
-        "commands": {"evalkit": " ".join(evalkit_cmd(ctx, ws, Path("OUT"), Path("CACHE"))[1:]),
+        "commands": {"evalkit": " ".join(evalkit_cmd(ctx, ws, Path("OUT"), Path("CACHE"), extra)[1:]),
                      "lm_eval": " ".join(lm_eval_cmd(ctx, ws, Path("OUT"))[1:])},
     }
-    return row(NAME, ratio=res["ratio"], target=TARGET, met=res["ratio"] <= LIMIT, detail=detail)
+    return row(name, ratio=res["ratio"], target=TARGET, met=res["ratio"] <= LIMIT, detail=detail)

@@ -113,9 +113,10 @@ def evalkit_args(ws: dict) -> list[str]:
             "--device", "cpu"]
 
 
-def evalkit_eval_cmd(ctx: Context, ws: dict, adapter: Path, out: Path, cache: Path) -> list[str]:
+def evalkit_eval_cmd(ctx: Context, ws: dict, adapter: Path, out: Path, cache: Path,
+                     extra: tuple[str, ...] = ()) -> list[str]:
     return [ctx.python, "-m", "evalkit", "eval", str(adapter), "--out", str(out), "--cache-dir", str(cache),
-            *evalkit_args(ws)]
+            *evalkit_args(ws), *extra]
 
 
 def lm_eval_cmd(ctx: Context, ws: dict, adapter: Path, out: Path) -> list[str]:
@@ -183,19 +184,25 @@ def summarize(runs: list[Measured]) -> dict:
 
 
 def run(ctx: Context) -> dict:
+    return run_against_lm_eval(ctx, NAME, TARGET, LIMIT)
+
+
+def run_against_lm_eval(ctx: Context, name: str, target: str, limit: float, extra: tuple[str, ...] = (),
+                        note: str = "") -> dict:
+    """One evalkit eval command (``extra``: its added options) alternated with lm-eval on the same work."""
     why = lm_eval_available()
     if why:
-        return row(NAME, target=TARGET, met=None, ratio=None, detail={"skipped": why, "summary": f"skipped: {why}"})
+        return row(name, target=target, met=None, ratio=None, detail={"skipped": why, "summary": f"skipped: {why}"})
     ws = workspace(ctx, 1)
     adapter = ws["adapters"][0]
     env = ctx.env()
     ek: list[Measured] = []
     lm: list[Measured] = []
-    runs = ws["dir"] / "runs"
+    runs = ws["dir"] / "runs" / name
 
     def a(i: int) -> float:
-        m = measure(evalkit_eval_cmd(ctx, ws, adapter, fresh(runs / f"ek{i}"), fresh(runs / f"cache{i}")), env=env,
-                    log_file=runs / f"ek{i}.log")
+        m = measure(evalkit_eval_cmd(ctx, ws, adapter, fresh(runs / f"ek{i}"), fresh(runs / f"cache{i}"), extra),
+                    env=env, log_file=runs / f"ek{i}.log")
         ek.append(m)
         return m.wall_s
 
@@ -204,15 +211,16 @@ def run(ctx: Context) -> dict:
         lm.append(m)
         return m.wall_s
 
-    res = alternate(a, b, ctx.reps(SIZES), ctx.log, NAME)
+    runs.mkdir(parents=True, exist_ok=True)
+    res = alternate(a, b, ctx.reps(SIZES), ctx.log, name)
     same = identical(evalkit_generations(runs / "ek0" / "results.json"), lm_eval_generations(runs / "lm0"))
-    ctx.shared[NAME] = {"evalkit": ek, "lm_eval": lm, "identical": same, "settings": {
+    ctx.shared[name] = {"evalkit": ek, "lm_eval": lm, "identical": same, "settings": {
         k: ws[k] for k in ("prompts", "max_new_tokens", "batch_size", "train_sample")}, "repeats": len(ek)}
     rss_ratio = statistics.median(e.peak_rss_mb for e in ek) / statistics.median(m.peak_rss_mb for m in lm)
     spread = f"evalkit {min(m.wall_s for m in ek):.1f}–{max(m.wall_s for m in ek):.1f} s, lm-eval " \
              f"{min(m.wall_s for m in lm):.1f}–{max(m.wall_s for m in lm):.1f} s"
     detail = {
-        "summary": (f"wall {res['a_median_s']:.1f} s vs {res['b_median_s']:.1f} s (median of {len(ek)} alternated "
+        "summary": (f"{note}wall {res['a_median_s']:.1f} s vs {res['b_median_s']:.1f} s (median of {len(ek)} alternated "
                     f"repeats; range {spread}); peak RSS "
                     f"{statistics.median(e.peak_rss_mb for e in ek):.0f} vs "
                     f"{statistics.median(m.peak_rss_mb for m in lm):.0f} MB (ratio {rss_ratio:.2f}); identical "
@@ -224,7 +232,7 @@ def run(ctx: Context) -> dict:
         "peak_rss_ratio": round(rss_ratio, 4), "identical_generations": same,
         "cpu_time_ratio": round(statistics.median(e.cpu_s for e in ek) / max(statistics.median(m.cpu_s for m in lm), 1e-9), 4),
         "settings": {k: ws[k] for k in ("prompts", "max_new_tokens", "batch_size", "train_sample")},
-        "commands": {"evalkit": " ".join(evalkit_eval_cmd(ctx, ws, adapter, Path("OUT"), Path("CACHE"))[1:]),
+        "commands": {"evalkit": " ".join(evalkit_eval_cmd(ctx, ws, adapter, Path("OUT"), Path("CACHE"), extra)[1:]),
                      "lm_eval": " ".join(lm_eval_cmd(ctx, ws, adapter, Path("OUT"))[1:])},
     }
-    return row(NAME, ratio=res["ratio"], target=TARGET, met=res["ratio"] <= LIMIT, detail=detail)
+    return row(name, ratio=res["ratio"], target=target, met=res["ratio"] <= limit, detail=detail)

@@ -39,9 +39,11 @@ README = Path(__file__).resolve().parent / "README.md"
 # name -> module benchmarks.bench_<module>; order = order of the table
 BENCHMARKS = {
     "eval_vs_lm_eval": "bench_eval_vs_lm_eval",
+    "eval_bf16_vs_lm_eval": "bench_eval_bf16_vs_lm_eval",
     "peak_rss_vs_lm_eval": "bench_peak_rss",
     "greedy_identical": "bench_greedy_identical",
     "eval_full_vs_lm_eval": "bench_eval_full_vs_lm_eval",
+    "eval_full_bf16_vs_lm_eval": "bench_eval_full_bf16_vs_lm_eval",
     "compare3_vs_lm_eval": "bench_compare3_vs_lm_eval",
     "warm_cache": "bench_warm_cache",
     "rouge_vs_rouge_score": "bench_rouge",

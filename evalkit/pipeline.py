@@ -95,6 +95,9 @@ def engine_for(specs: Sequence[TargetSpec], base: Optional[str], **engine_kwargs
     name = engine_kwargs.pop("engine", "hf")
     endpoint = engine_kwargs.pop("endpoint", None)
     vllm_options = engine_kwargs.pop("vllm", None) or {}
+    if engine_kwargs.get("score_dtype") and (name != "hf" or any(s.kind == "endpoint" for s in specs)):
+        raise ModelError("--score-dtype is an option of the hf engine (in-process transformers); the vllm engine "
+                         "and endpoints score in the dtype they serve: drop --score-dtype")
     if any(s.kind == "endpoint" for s in specs):
         return _endpoint_engine(specs, base, endpoint, engine_kwargs)
     model_specs = [s for s in specs if s.kind in ("base", "adapter")]

@@ -170,3 +170,11 @@ def test_docs_and_configs_cite_no_machine_paths():
                     if marker in text:
                         offenders.append(f"{p.relative_to(REPO)}: {marker}")
     assert offenders == []
+
+
+def test_score_dtype_outside_the_hf_engine_is_one_line(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["eval", "base", "--engine", "vllm", "--score-dtype", "bfloat16", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("evalkit: error: --score-dtype is an option of the hf engine") and err.count("\n") == 1
+    assert not out.exists()

@@ -331,3 +331,28 @@ def test_fully_cached_run_loads_no_tokenizer_model_or_torch(tiny_llama, adapters
             f"print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_score_dtype_bf16_is_its_own_cache_entry_and_recorded(tiny_llama, adapters, tmp_path, monkeypatch):
+    """--score-dtype bfloat16: scores within the documented tolerance of float32 but not equal to them (so
+    a float32 cache entry must never answer for bf16, nor the reverse); generation unchanged; recorded."""
+    from evalkit.runtime import loss as L
+
+    cache = Cache(tmp_path / "runs")
+    fp32 = Engine(str(tiny_llama), device="cpu", cache=cache)
+    bf16 = Engine(str(tiny_llama), device="cpu", cache=cache, score_dtype="bfloat16")
+    for e in (fp32, bf16):
+        e.use(adapters["a"])
+    a = fp32.score(CONVS, with_base=True, progress=False)
+    b = bf16.score(CONVS, with_base=True, progress=False)  # same cache: must compute, not reuse a's entries
+    for x, y in zip(a, b):
+        for s, t in ((x.target, y.target), (x.base, y.base)):
+            assert not np.array_equal(s.logprobs, t.logprobs)
+            assert np.abs(s.logprobs - t.logprobs).max() <= L.BF16_TOKEN_TOL
+            assert abs(s.nll - t.nll) <= L.BF16_NLL_TOL
+    assert bf16.describe()["score_dtype"] == "bfloat16" and "score_dtype" not in fp32.describe()
+    assert _texts(fp32.generate(PROMPTS, **GEN)) == _texts(bf16.generate(PROMPTS, **GEN))
+    # the model's own dtype is no option: nothing changes, and the keys stay those of a plain run
+    assert Engine(str(tiny_llama), device="cpu", cache=False, score_dtype="float32").score_dtype is None
+    with pytest.raises(ModelError, match="score_dtype"):
+        Engine(str(tiny_llama), device="cpu", cache=False, score_dtype="float16")

@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# a step of a big LoRA batch on a busy CPU can outlast vLLM's 300 s worker timeout (docs/engines.md)
-SERVER_ENV = {**os.environ, "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "3600"}
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -90,7 +88,7 @@ def _score_targets(engine, targets: dict, convs) -> tuple[dict, float]:
     out = {}
     for name, target in targets.items():
         engine.use(target)
-        out[name] = [s.target.logprobs for s in engine.score(convs, progress=False)]
+        out[name] = [s.target.logprobs.tolist() for s in engine.score(convs, progress=False)]
     return out, time.perf_counter() - t0
 
 
@@ -113,11 +111,16 @@ def _free_port() -> int:
 
 
 def main() -> int:
+    # a step of a big LoRA batch on a busy CPU can outlast vLLM's 300 s worker timeout (docs/engines.md)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=96)
     ap.add_argument("--out", type=Path, default=Path("engines.json"))
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the engines already in --out (same sizes) and run only the missing ones")
     args = ap.parse_args()
+    # KV cache of every engine, the server's included: without it vLLM's CPU worker reserves 92% of the NUMA
+    # node's memory and refuses to start when this process still holds the earlier engines' pages
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     from evalkit.engines.openai_engine import EndpointEngine
     from evalkit.runtime.engine import Engine
@@ -137,6 +140,13 @@ def main() -> int:
                             "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
     answers: dict = {}
     logprobs: dict = {}
+    if args.resume and args.out.exists():
+        old = json.loads(args.out.read_text(encoding="utf-8"))
+        if {k: old["rows"]["setup"][k] for k in ("prompts", "new_tokens")} != \
+                {"prompts": len(prompts), "new_tokens": args.new_tokens}:
+            raise SystemExit(f"--resume: {args.out} was measured at other sizes")
+        rows, answers, logprobs = old["rows"], old["answers"], old.get("logprobs", {})
+        rows["setup"]["resumed_load_average"] = os.getloadavg()
 
     def finish(key: str) -> None:
         """Agreement of ``key`` with the hf engine, printed and written at once: a stopped run keeps it."""
@@ -150,10 +160,14 @@ def main() -> int:
         if key == "openai_stream":
             rows[key]["identical_to_non_streamed"] = {n: _same(answers["openai"][n], answers[key][n]) for n in local}
         print(json.dumps({key: rows[key]}), flush=True)
-        args.out.write_text(json.dumps({"rows": rows, "answers": answers}, ensure_ascii=False, indent=1),
-                            encoding="utf-8")
+        args.out.write_text(json.dumps({"rows": rows, "answers": answers, "logprobs": logprobs},
+                                       ensure_ascii=False, indent=1), encoding="utf-8")
 
     def offline(key: str, make, targets: dict, note: str = "") -> None:
+        if key in rows:  # --resume
+            if key == "hf" and "hf" not in logprobs:  # files written before logprobs were kept
+                logprobs["hf"], _ = _score_targets(make(), targets, convs)
+            return
         t = time.perf_counter()
         engine = make()
         engine.llm if isinstance(engine, VllmEngine) else engine.model  # noqa: B018 (load now: the start-up)
@@ -181,7 +195,7 @@ def main() -> int:
            "--max-model-len", "4096", "--seed", "0", "--host", "127.0.0.1", "--port", str(port)]
     t = time.perf_counter()
     log = open(work / "server.log", "wb")  # noqa: SIM115 (closed in the finally below)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "3600"})
     try:
         import httpx
 

@@ -58,7 +58,7 @@ class Engine:
     def __init__(self, base: Union[str, BaseModelRef, None] = None, *, device=None, dtype=None,
                  trust_remote_code: bool = False, chat_template_from_config: bool = False,
                  cache: Union[Cache, None, bool] = None, merge: bool = False, allow_pickle: bool = False,
-                 dp=None):
+                 dp=None, score_dtype: Optional[str] = None):
         self.base_ref = base if isinstance(base, BaseModelRef) else resolve_base(base, allow_pickle=allow_pickle)
         self.cache: Optional[Cache] = None if cache is False else (Cache() if cache in (None, True) else cache)
         # The tokenizer and the model are loaded on first use: a fully cached run never loads them, and
@@ -81,6 +81,15 @@ class Engine:
         self._model = None
         self._base_modules: list[str] = []
         self.merge = merge
+        # --score-dtype bfloat16: the decoder body of teacher-forced scoring in bf16 matmuls (loss.body_precision);
+        # None when it equals the model's dtype (then nothing changes, cache keys included)
+        if score_dtype not in (None, "float32", "bfloat16"):
+            raise ModelError(f"The 'score_dtype' parameter must be 'float32' or 'bfloat16'. Got {score_dtype!r} instead.")
+        model_dtype = str(self.dtype).replace("torch.", "")
+        self.score_dtype = score_dtype if score_dtype not in (None, model_dtype) else None
+        if self.score_dtype == "float32":
+            raise ModelError(f"--score-dtype float32: the model runs in {model_dtype} on {self._runtime.split('/')[0]}; "
+                             "scoring cannot be more precise than the loaded weights (drop the option)")
         self.active_adapter_hash: Optional[str] = None  # None: the base model
         self.active_adapter_name: str = "base"
         self._adapters: dict[str, str] = {}  # adapter hash -> PEFT adapter name (loaded)
@@ -366,13 +375,17 @@ class Engine:
         statistics (evalkit/runtime/loss.py).
         """
         convs = [messages_of(c) for c in conversations]
-        settings = self._settings(max_length=max_length, format=SCORE_FORMAT, moments=moments)
+        precision = {"body_dtype": self.score_dtype} if self.score_dtype else {}
+        settings = self._settings(max_length=max_length, format=SCORE_FORMAT, moments=moments, **precision)
 
         def run(adapter: Optional[str]) -> list[TokenScores]:
             def compute(todo, on_batch):
+                import torch
+
+                body_dtype = getattr(torch, self.score_dtype) if self.score_dtype else None
                 with (self._active() if adapter is not None else self._base_only()):
                     _score(self.model, self.tokenizer, todo, max_length=max_length, batch_size=batch_size,
-                           progress=False, moments=moments, on_batch=on_batch)
+                           progress=False, moments=moments, body_dtype=body_dtype, on_batch=on_batch)
 
             return self._cached("score", convs, settings, adapter, compute, scores_to_json, scores_from_json,
                                 chunk=batch_size, label="score" if adapter is not None else "score (base model)",
@@ -446,4 +459,5 @@ class Engine:
                                                                     "sha256": self.template.sha256,
                                                                     "warnings": list(self.template.warnings)},
                 "device": self._runtime.split("/")[0] if self._device is None else str(self._device),
-                "dtype": str(self.dtype).replace("torch.", ""), "merge": self.merge}
+                "dtype": str(self.dtype).replace("torch.", ""), "merge": self.merge,
+                **({"score_dtype": self.score_dtype} if self.score_dtype else {})}
