@@ -6,6 +6,7 @@
 - ``loss``           teacher-forced per-token log-probs of conversations
 - ``engine``         one base model, many adapters, cached generate/score
 - ``train``          LoRA training with the Trainer
+- ``malloc``         glibc thresholds so freed tensors go back to the OS (peak RSS)
 
 Modules here import torch lazily where they can, so importing ``evalkit.runtime.models`` for a hash
 does not load torch.

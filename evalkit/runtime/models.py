@@ -325,6 +325,10 @@ def load_model(ref: BaseModelRef, *, device=None, dtype=None, trust_remote_code:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from .malloc import keep_rss_low
+
+    keep_rss_low()  # freed logits go back to the OS (runtime/malloc.py)
+
     dev, auto_dtype = pick_device(device if not isinstance(device, torch.device) else str(device))
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
