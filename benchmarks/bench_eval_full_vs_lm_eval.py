@@ -7,6 +7,11 @@ generation-only run of the same suites.
     lm-eval: python -m lm_eval run ... --tasks EN,KO (both suites exported by `evalkit export lm-eval`,
              max_gen_toks 96, --batch_size 16): generations and ROUGE-L only
 
+The token budget is 96 on both sides (`--max-new-tokens 96`, `max_gen_toks` 96). Without it evalkit fits
+the budget to the data (the longest reference + a quarter + 16: 354 tokens for the bundled suites, whose
+Korean references tokenize long) and generates up to 3.7× more than lm-eval: not the same work (a run
+made that way on 2026-12-02 spent 580 s generating the 128 prompts).
+
 The question this answers: what does evalkit's memorization analysis cost on top of the generation
 that any harness does? The adapter is the random q/v LoRA of eval_vs_lm_eval; it has no evalkit.json,
 so no canaries are planted in it (the canary test is skipped: it needs an adapter trained with
@@ -30,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = {
     "tiny": dict(prompts=2, repeats=1, flags=["--max-new-tokens", "4", "--batch-size", "2", "--train-sample", "2",
                                              "--extraction-n", "1"], max_new_tokens=4, batch_size=2),
-    "small": dict(prompts=None, repeats=1, flags=[], max_new_tokens=96, batch_size=16),
-    "realistic": dict(prompts=None, repeats=1, flags=[], max_new_tokens=96, batch_size=16),
-    "large": dict(prompts=None, repeats=3, flags=[], max_new_tokens=96, batch_size=16),
+    "small": dict(prompts=None, repeats=1, flags=["--max-new-tokens", "96"], max_new_tokens=96, batch_size=16),
+    "realistic": dict(prompts=None, repeats=1, flags=["--max-new-tokens", "96"], max_new_tokens=96, batch_size=16),
+    "large": dict(prompts=None, repeats=3, flags=["--max-new-tokens", "96"], max_new_tokens=96, batch_size=16),
 }
 
 
