@@ -159,6 +159,10 @@ def identical(a: dict[str, str], b: dict[str, str]) -> dict:
     same = [i for i in ids if a[i].strip() == b[i].strip()]
     diff = [i for i in ids if a[i].strip() != b[i].strip()]
     out = {"compared": len(ids), "identical": len(same), "share": (len(same) / len(ids)) if ids else None}
+    # An answer cut at max_new_tokens inside a multi-byte character: lm-eval keeps the partial character as
+    # U+FFFD, evalkit drops it (runtime/generate.py decode_answer). Same tokens; counted apart.
+    cut = [i for i in diff if a[i].strip() == b[i].rstrip("\ufffd").strip()]
+    out["identical_once_the_cut_character_is_removed"] = len(same) + len(cut)
     if diff:
         out["differences"] = [{"id": i, "evalkit": a[i][:300], "lm_eval": b[i][:300],
                                "common_prefix_chars": len(_common_prefix(a[i].strip(), b[i].strip()))}
