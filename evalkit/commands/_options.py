@@ -29,7 +29,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--merge", action="store_true",
                    help="merge each adapter into the weights while it is evaluated (faster on GPU; unmerged after)")
     g.add_argument("--score-dtype", choices=["bfloat16"], default=None,
-                   help="teacher-forced scoring (losses, MIA) with bfloat16 matmuls in the decoder body: ~3x faster "
+                   help="teacher-forced scoring (losses, MIA) with bfloat16 matmuls in the decoder body: ~2x faster scoring "
                         "on CPUs with avx512_bf16 or AMX, slower on others; log-probs within the tolerance in "
                         "docs/speed.md; generation stays in the model's dtype (default: the model's dtype)")
     g.add_argument("--allow-membership-mismatch", action="store_true",
