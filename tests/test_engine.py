@@ -356,3 +356,15 @@ def test_score_dtype_bf16_is_its_own_cache_entry_and_recorded(tiny_llama, adapte
     assert Engine(str(tiny_llama), device="cpu", cache=False, score_dtype="float32").score_dtype is None
     with pytest.raises(ModelError, match="score_dtype"):
         Engine(str(tiny_llama), device="cpu", cache=False, score_dtype="float16")
+
+
+def test_score_dtype_bf16_warns_on_a_cpu_without_native_bf16(tiny_llama, monkeypatch):
+    import evalkit.runtime.engine as E
+
+    monkeypatch.setattr(E, "cpu_bf16_flags", lambda: [])
+    slow = Engine(str(tiny_llama), device="cpu", cache=False, score_dtype="bfloat16")
+    assert any("no native bf16" in w and "drop the option" in w for w in slow.warnings)
+    monkeypatch.setattr(E, "cpu_bf16_flags", lambda: ["avx512_bf16"])
+    fast = Engine(str(tiny_llama), device="cpu", cache=False, score_dtype="bfloat16")
+    assert not any("bf16" in w for w in fast.warnings)
+    assert not any("bf16" in w for w in Engine(str(tiny_llama), device="cpu", cache=False).warnings)

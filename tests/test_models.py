@@ -187,3 +187,18 @@ def test_real_default_model_generates_with_its_chat_template():
                               max_new_tokens=24, progress=False)
     assert gen.text and "<|im_end|>" not in gen.text and "<|im_start|>" not in gen.text
     assert 0 < gen.n_tokens <= 24
+
+
+def test_cpu_bf16_flags_reads_the_flags_line(tmp_path, monkeypatch):
+    import builtins
+
+    from evalkit.runtime import models as M
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx2\n", encoding="utf-8")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: real_open(info if f == "/proc/cpuinfo" else f, *a, **k))
+    assert M.cpu_bf16_flags() == ["amx_bf16", "avx512_bf16"]  # the first processor's line; amx_tile is not bf16
+    info.write_text("flags\t\t: fpu avx avx2 fma f16c\n", encoding="utf-8")
+    assert M.cpu_bf16_flags() == []

@@ -37,7 +37,7 @@ from .loss import SCORE_FORMAT
 from .loss import score_conversations as _score
 from .. import defaults
 from ..records import read_adapter_record
-from .models import (BaseModelRef, adapter_hash, check_adapter_dir, linear_module_names,
+from .models import (BaseModelRef, adapter_hash, check_adapter_dir, cpu_bf16_flags, linear_module_names,
                      cpu_runtime, load_model, load_tokenizer, pick_device, resolve_base,
                      weight_module_names)
 
@@ -90,6 +90,11 @@ class Engine:
         if self.score_dtype == "float32":
             raise ModelError(f"--score-dtype float32: the model runs in {model_dtype} on {self._runtime.split('/')[0]}; "
                              "scoring cannot be more precise than the loaded weights (drop the option)")
+        self._warnings: tuple[str, ...] = ()
+        if self.score_dtype == "bfloat16" and self._runtime.startswith("cpu/") and not cpu_bf16_flags():
+            self._warnings = ("--score-dtype bfloat16: this CPU has no native bf16 (no avx512_bf16 or amx_bf16 in "
+                              "/proc/cpuinfo), so torch emulates it and scoring gets slower, not faster; drop the "
+                              "option on this machine",)
         self.active_adapter_hash: Optional[str] = None  # None: the base model
         self.active_adapter_name: str = "base"
         self._adapters: dict[str, str] = {}  # adapter hash -> PEFT adapter name (loaded)
@@ -149,7 +154,7 @@ class Engine:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self.template.warnings
+        return self.template.warnings + self._warnings
 
     def linear_module_names(self) -> list[str]:
         self.model  # noqa: B018 (loads the model if needed)

@@ -27,6 +27,7 @@ from ..errors import ModelError
 from ..io import sha256_file, write_json_atomic
 
 __all__ = [
+    "cpu_bf16_flags",
     "DEFAULT_BASE",
     "DEFAULT_PACKAGE",
     "INSTALL_DEFAULT",
@@ -269,6 +270,18 @@ def cpu_runtime(device: str | None = None) -> tuple[str, str] | None:
         if version.endswith("+cpu"):
             return "cpu", "float32"
     return None
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's native bf16 dot-product instruction sets as /proc/cpuinfo lists them (``avx512_bf16``,
+    ``amx_bf16``); [] when it has none or the file cannot be read (not Linux). Without them torch emulates
+    bf16 matmuls, which are then slower than float32 (measured 5x on an AVX2-only VM: docs/speed.md)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(fl for fl in flags if fl in ("avx512_bf16", "amx_bf16"))
 
 
 def pick_device(device: str | None = None):
